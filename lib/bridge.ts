@@ -1,0 +1,95 @@
+/**
+ * A WebSocket-to-TCP bridge, what Neon's wsproxy does, for local use: the Neon
+ * driver speaks the Postgres protocol inside WebSocket binary messages; this
+ * relays them to a plain Postgres over TCP. It listens on loopback only and
+ * relays only to the addresses it was told to allow, so it is not an open proxy.
+ */
+
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+export interface Bridge {
+  /** host:port/v1, the value for DATABASE_WS_PROXY. */
+  proxy: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface BridgeOptions {
+  /** Port to listen on; 0 picks a free one. */
+  port?: number;
+  host?: string;
+  /** host:port targets allowed; undefined allows any (tests only). */
+  allow?: string[];
+}
+
+function relay(socket: WebSocket, target: string, sockets: Set<net.Socket>): void {
+  const separator = target.lastIndexOf(':');
+  const host = target.slice(0, separator).replace(/^\[|\]$/g, '');
+  const port = Number(target.slice(separator + 1));
+  const tcp = net.connect({ host, port });
+  sockets.add(tcp);
+  tcp.setNoDelay(true);
+  const pending: Buffer[] = [];
+  let connected = false;
+
+  tcp.on('connect', () => {
+    connected = true;
+    for (const chunk of pending.splice(0)) tcp.write(chunk);
+  });
+  tcp.on('data', (chunk) => {
+    if (socket.readyState === socket.OPEN) socket.send(chunk);
+  });
+  tcp.on('error', () => socket.terminate());
+  tcp.on('close', () => {
+    sockets.delete(tcp);
+    if (socket.readyState === socket.OPEN) socket.close();
+  });
+  socket.on('message', (data) => {
+    const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (connected) tcp.write(chunk);
+    else pending.push(chunk);
+  });
+  socket.on('close', () => tcp.end());
+  socket.on('error', () => tcp.destroy());
+}
+
+export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> {
+  const host = options.host ?? '127.0.0.1';
+  const server = createServer();
+  const wss = new WebSocketServer({ server });
+  const sockets = new Set<net.Socket>();
+  const allowed = options.allow?.map((a) => a.toLowerCase());
+
+  wss.on('connection', (socket, request) => {
+    const target = new URL(request.url ?? '/', 'http://bridge').searchParams.get('address');
+    if (!target || !/^[^\s]+:\d{1,5}$/.test(target) || (allowed && !allowed.includes(target.toLowerCase()))) {
+      socket.close(1008, 'address not allowed');
+      return;
+    }
+    relay(socket, target, sockets);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    proxy: `${host}:${port}/v1`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        for (const tcp of sockets) tcp.destroy();
+        wss.close();
+        server.close(() => resolve());
+      }),
+  };
+}

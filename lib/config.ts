@@ -1,0 +1,277 @@
+/**
+ * Configuration: parsed and validated from the environment before any I/O.
+ * Every problem becomes one ConfigError naming the variable; no value of a
+ * secret is ever part of a message.
+ */
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type PushAuth =
+  | { kind: 'basic'; username: string; password: string }
+  | { kind: 'bearer'; token: string };
+
+export interface PushgatewayConfig {
+  /** Base URL without userinfo, e.g. https://pushgateway.example:9091 */
+  url: string;
+  auth: PushAuth | undefined;
+  job: string;
+  /** Static grouping labels besides job (e.g. env=prod). Never per-invocation. */
+  grouping: Record<string, string>;
+  /** Extra CA bundle (PEM file path) for a gateway behind a private CA. */
+  caFile: string | undefined;
+}
+
+export interface TableName {
+  schema: string | undefined;
+  name: string;
+  /** Quoted for SQL: "schema"."name" */
+  sql: string;
+  /** As written by the operator, for messages. */
+  display: string;
+}
+
+export interface Config {
+  databaseUrl: string;
+  databaseHost: string;
+  /** Local WebSocket-to-TCP bridge (host:port[/path]); set only for local, plain-text use. */
+  databaseWsProxy: string | undefined;
+  pushgateway: PushgatewayConfig | undefined;
+  runsTable: TableName;
+  /** Upper bound for one tick; the Lambda's remaining time lowers it further. */
+  tickTimeoutMs: number;
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+  pushAttemptTimeoutMs: number;
+  pushRetries: number;
+  /** A scheduled event older than this is not pushed (0 disables the check). */
+  maxEventAgeSeconds: number;
+  /** Opt-in: terminal statuses above this estimated count are reported from planner statistics. */
+  statusEstimateAbove: number | undefined;
+  /** Every secret value held, for redaction of anything that leaves the process. */
+  secrets: string[];
+}
+
+export type Env = Record<string, string | undefined>;
+
+export interface ParseOptions {
+  /** The scheduled function must push; the CLI may run without a gateway. */
+  requirePushgateway: boolean;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// Values travel in a URL path; keep them plain so no encoding games are needed.
+const LABEL_VALUE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export const DEFAULTS = {
+  PUSHGATEWAY_JOB: 'xyn_metrics',
+  RUNS_TABLE: 'runs',
+  TICK_TIMEOUT_MS: 25_000,
+  DB_STATEMENT_TIMEOUT_MS: 5_000,
+  DB_LOCK_TIMEOUT_MS: 2_000,
+  PUSH_TIMEOUT_MS: 5_000,
+  PUSH_RETRIES: 2,
+  MAX_EVENT_AGE_SECONDS: 90,
+} as const;
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (trimmed === '') throw new ConfigError(`${name} is set but empty`);
+  return trimmed;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function parseUrl(name: string, raw: string, protocols: string[]): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL (expected ${protocols[0]}//host:port)`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(
+      `${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${url.protocol}//"`,
+    );
+  }
+  if (!url.hostname) throw new ConfigError(`${name} has no host`);
+  if (url.port !== '') {
+    const port = Number(url.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new ConfigError(`${name} has a port out of range: ${url.port}`);
+    }
+  }
+  return url;
+}
+
+/** Node's URL parser rejects ports above 65535 with a generic error; say which part is wrong. */
+function checkPortText(name: string, raw: string): void {
+  const match = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):(\d*)(?:[/?#]|$)/i.exec(raw);
+  if (match && match[1] !== undefined && match[1] !== '') {
+    const port = Number(match[1]);
+    if (port < 1 || port > 65535) throw new ConfigError(`${name} has a port out of range: ${match[1]}`);
+  }
+}
+
+export function parseTableName(raw: string, variable = 'RUNS_TABLE'): TableName {
+  const parts = raw.split('.');
+  if (parts.length > 2 || !parts.every((p) => IDENTIFIER.test(p))) {
+    throw new ConfigError(
+      `${variable} must be a table name or schema.table made of letters, digits and underscores, got "${raw}"`,
+    );
+  }
+  const [first, second] = parts as [string, string | undefined];
+  const schema = second === undefined ? undefined : first;
+  const name = second === undefined ? first : second;
+  const sql = [schema, name]
+    .filter((p): p is string => p !== undefined)
+    .map((p) => `"${p}"`)
+    .join('.');
+  return { schema, name, sql, display: raw };
+}
+
+function parseGrouping(raw: string | undefined): Record<string, string> {
+  const grouping: Record<string, string> = {};
+  if (raw === undefined) return grouping;
+  for (const pair of raw.split(',')) {
+    const [key, value, ...rest] = pair.split('=').map((s) => s.trim());
+    if (!key || value === undefined || rest.length > 0) {
+      throw new ConfigError(`PUSHGATEWAY_GROUPING must look like "env=prod,region=eu", got "${raw}"`);
+    }
+    if (!LABEL_NAME.test(key) || key.startsWith('__') || key === 'job' || key === 'instance') {
+      throw new ConfigError(
+        `PUSHGATEWAY_GROUPING label "${key}" is not allowed (a Prometheus label name, not job, instance or __*)`,
+      );
+    }
+    if (!LABEL_VALUE.test(value)) {
+      throw new ConfigError(
+        `PUSHGATEWAY_GROUPING value for "${key}" must be 1-128 of letters, digits, _ . : -`,
+      );
+    }
+    if (key in grouping) throw new ConfigError(`PUSHGATEWAY_GROUPING names "${key}" twice`);
+    grouping[key] = value;
+  }
+  return grouping;
+}
+
+function parsePushgateway(env: Env, required: boolean): PushgatewayConfig | undefined {
+  const raw = text(env, 'PUSHGATEWAY_URL');
+  if (raw === undefined) {
+    if (required) throw new ConfigError('PUSHGATEWAY_URL is required (e.g. http://pushgateway:9091)');
+    return undefined;
+  }
+  checkPortText('PUSHGATEWAY_URL', raw);
+  const url = parseUrl('PUSHGATEWAY_URL', raw, ['http:', 'https:']);
+  if (url.search || url.hash) throw new ConfigError('PUSHGATEWAY_URL must not have a query or fragment');
+
+  const username = text(env, 'PUSHGATEWAY_USERNAME') ?? (url.username ? decodeURIComponent(url.username) : undefined);
+  const password = text(env, 'PUSHGATEWAY_PASSWORD') ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  const token = text(env, 'PUSHGATEWAY_TOKEN');
+  let auth: PushAuth | undefined;
+  if (token !== undefined) {
+    if (username !== undefined || password !== undefined) {
+      throw new ConfigError('PUSHGATEWAY_TOKEN cannot be combined with basic auth (PUSHGATEWAY_USERNAME/PASSWORD or URL userinfo)');
+    }
+    auth = { kind: 'bearer', token };
+  } else if (username !== undefined || password !== undefined) {
+    if (username === undefined) throw new ConfigError('PUSHGATEWAY_PASSWORD is set but PUSHGATEWAY_USERNAME is not');
+    if (password === undefined) throw new ConfigError('PUSHGATEWAY_USERNAME is set but PUSHGATEWAY_PASSWORD is not');
+    auth = { kind: 'basic', username, password };
+  }
+
+  url.username = '';
+  url.password = '';
+  const job = text(env, 'PUSHGATEWAY_JOB') ?? DEFAULTS.PUSHGATEWAY_JOB;
+  if (!LABEL_VALUE.test(job)) {
+    throw new ConfigError('PUSHGATEWAY_JOB must be 1-128 of letters, digits, _ . : -');
+  }
+  return {
+    url: url.toString().replace(/\/+$/, ''),
+    auth,
+    job,
+    grouping: parseGrouping(text(env, 'PUSHGATEWAY_GROUPING')),
+    caFile: text(env, 'PUSHGATEWAY_CA_FILE'),
+  };
+}
+
+export function isNeonHost(host: string): boolean {
+  return /(^|\.)neon\.(tech|build)$/i.test(host);
+}
+
+function parseDatabase(env: Env): { databaseUrl: string; host: string; password: string | undefined; proxy: string | undefined } {
+  const raw = text(env, 'DATABASE_URL');
+  if (raw === undefined) throw new ConfigError('DATABASE_URL is required (postgresql://user:password@host:5432/db)');
+  checkPortText('DATABASE_URL', raw);
+  const url = parseUrl('DATABASE_URL', raw, ['postgresql:', 'postgres:']);
+  if (url.pathname.length <= 1) throw new ConfigError('DATABASE_URL names no database (…/dbname)');
+  const password = url.password ? decodeURIComponent(url.password) : undefined;
+
+  const proxy = text(env, 'DATABASE_WS_PROXY');
+  if (proxy !== undefined) {
+    if (/^[a-z]+:\/\//i.test(proxy)) {
+      throw new ConfigError('DATABASE_WS_PROXY is host:port[/path] without a scheme (the driver picks ws://)');
+    }
+    if (!/^[A-Za-z0-9.[\]:-]+:\d{1,5}(\/[A-Za-z0-9_./-]*)?$/.test(proxy)) {
+      throw new ConfigError(`DATABASE_WS_PROXY must look like 127.0.0.1:8089/v1, got "${proxy}"`);
+    }
+    if (isNeonHost(url.hostname)) {
+      throw new ConfigError('DATABASE_WS_PROXY is for local databases only; Neon hosts always use the secure WebSocket');
+    }
+  }
+  return { databaseUrl: raw, host: url.hostname, password, proxy };
+}
+
+export function parseConfig(env: Env, options: ParseOptions = { requirePushgateway: true }): Config {
+  const db = parseDatabase(env);
+  const pushgateway = parsePushgateway(env, options.requirePushgateway);
+  const runsTable = parseTableName(text(env, 'RUNS_TABLE') ?? DEFAULTS.RUNS_TABLE);
+  const estimateRaw = text(env, 'STATUS_ESTIMATE_ABOVE');
+
+  const secrets = [db.password];
+  if (pushgateway?.auth?.kind === 'basic') secrets.push(pushgateway.auth.password);
+  if (pushgateway?.auth?.kind === 'bearer') secrets.push(pushgateway.auth.token);
+
+  return {
+    databaseUrl: db.databaseUrl,
+    databaseHost: db.host,
+    databaseWsProxy: db.proxy,
+    pushgateway,
+    runsTable,
+    tickTimeoutMs: integer(env, 'TICK_TIMEOUT_MS', DEFAULTS.TICK_TIMEOUT_MS, 100, 900_000),
+    statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', DEFAULTS.DB_STATEMENT_TIMEOUT_MS, 10, 600_000),
+    lockTimeoutMs: integer(env, 'DB_LOCK_TIMEOUT_MS', DEFAULTS.DB_LOCK_TIMEOUT_MS, 10, 600_000),
+    pushAttemptTimeoutMs: integer(env, 'PUSH_TIMEOUT_MS', DEFAULTS.PUSH_TIMEOUT_MS, 10, 600_000),
+    pushRetries: integer(env, 'PUSH_RETRIES', DEFAULTS.PUSH_RETRIES, 0, 10),
+    maxEventAgeSeconds: integer(env, 'MAX_EVENT_AGE_SECONDS', DEFAULTS.MAX_EVENT_AGE_SECONDS, 0, 86_400),
+    statusEstimateAbove:
+      estimateRaw === undefined ? undefined : integer(env, 'STATUS_ESTIMATE_ABOVE', 0, 1, Number.MAX_SAFE_INTEGER),
+    secrets: secrets.filter((s): s is string => s !== undefined && s.length > 0),
+  };
+}
+
+/** A URL fit for logs: no userinfo, no query (which may carry a password). */
+export function displayUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    url.hash = '';
+    return url.toString().replace(/\/+$/, '');
+  } catch {
+    return '<invalid url>';
+  }
+}

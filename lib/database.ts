@@ -1,0 +1,92 @@
+/**
+ * The database connection: a fresh Neon driver Client per tick, never a pool,
+ * never a global setting. Against a Neon host the driver keeps its secure
+ * defaults (wss://, TLS always on); only an explicit DATABASE_WS_PROXY switches
+ * it to a local plain-text WebSocket-to-TCP bridge.
+ */
+
+import { Client } from '@neondatabase/serverless';
+import ws from 'ws';
+import type { Config } from './config';
+import { withDeadline, type Deadline } from './deadline';
+
+/** How long a clean close may take before the socket is cut; the data is already in hand. */
+const CLOSE_GRACE_MS = 1_000;
+
+export interface DriverSettings {
+  wsProxy?: string | ((host: string, port: number | string) => string);
+  useSecureWebSocket?: boolean;
+  pipelineTLS?: boolean;
+  pipelineConnect?: 'password' | false;
+  forceDisablePgSSL?: boolean;
+}
+
+/** The driver settings for a configuration; exported so tests can assert the secure defaults. */
+export function driverSettings(config: Pick<Config, 'databaseWsProxy'>): DriverSettings {
+  if (config.databaseWsProxy === undefined) return {};
+  const proxy = config.databaseWsProxy.includes('/') ? config.databaseWsProxy : `${config.databaseWsProxy}/v1`;
+  return {
+    wsProxy: (host, port) => `${proxy}?address=${encodeURIComponent(`${host}:${port}`)}`,
+    useSecureWebSocket: false,
+    pipelineTLS: false,
+    pipelineConnect: false,
+    forceDisablePgSSL: true,
+  };
+}
+
+export interface QueryResultLike {
+  command?: string;
+  rows: Record<string, unknown>[];
+}
+
+interface NeonSocketLike {
+  ws?: { terminate?: () => void; close?: () => void } | null;
+}
+
+export interface DatabaseSession {
+  /** Run a simple-protocol batch; returns one result per statement. */
+  batch(sql: string, deadline: Deadline): Promise<QueryResultLike[]>;
+  /** Close, and cut the socket if the peer does not answer in time. Never throws. */
+  close(deadline: Deadline): Promise<{ forced: boolean }>;
+}
+
+function cut(client: Client): void {
+  const socket = client.neonConfig as unknown as NeonSocketLike;
+  try {
+    socket.ws?.terminate?.();
+  } catch {
+    // already gone
+  }
+}
+
+export async function openDatabase(config: Config, deadline: Deadline): Promise<DatabaseSession> {
+  const client = new Client({ connectionString: config.databaseUrl, application_name: 'xyn-metrics' });
+  const socketConfig = client.neonConfig;
+  socketConfig.webSocketConstructor = ws;
+  Object.assign(socketConfig, driverSettings(config));
+  // An 'error' after we gave up on the client must not crash the process.
+  client.on('error', () => {});
+
+  try {
+    await withDeadline('database connect', deadline, client.connect(), () => cut(client));
+  } catch (error) {
+    cut(client);
+    throw error;
+  }
+
+  return {
+    async batch(sql, deadline) {
+      const result = await withDeadline('database query', deadline, client.query(sql) as Promise<unknown>, () => cut(client));
+      return (Array.isArray(result) ? result : [result]) as QueryResultLike[];
+    },
+    async close(deadline) {
+      try {
+        await withDeadline('database close', deadline, client.end(), () => cut(client), CLOSE_GRACE_MS);
+        return { forced: false };
+      } catch {
+        cut(client);
+        return { forced: true };
+      }
+    },
+  };
+}

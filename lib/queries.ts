@@ -1,0 +1,136 @@
+/**
+ * All SQL the collector sends, in one place.
+ *
+ * The tick sends one batch in one round trip: a READ ONLY, REPEATABLE READ
+ * transaction with its own statement and lock timeouts and one SELECT. One
+ * snapshot and one now() mean depth{QUEUED} == ready + future in every push.
+ *
+ * Cost follows the active queue, not the history: ready/future/oldest read only
+ * the QUEUED entries of ix_runs_status, the lease figures only the RUNNING ones.
+ * Per-status depths use a loose index scan over ix_runs_status (one probe per
+ * distinct status) and then one count per status; only terminal statuses grow
+ * with history, and STATUS_ESTIMATE_ABOVE lets those come from the planner's
+ * statistics instead.
+ *
+ * Identifiers are validated by config.ts and always double-quoted; numbers are
+ * validated integers. Nothing else is spliced in.
+ */
+
+import type { TableName } from './config';
+
+export interface SnapshotQueryOptions {
+  table: TableName;
+  /** Terminal statuses whose estimated count exceeds this are not counted exactly. */
+  estimateAbove: number | undefined;
+}
+
+export interface BatchOptions {
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+}
+
+/** SQL string literal for a validated value (identifiers only ever reach here). */
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+function int(value: number): string {
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`not a non-negative integer: ${value}`);
+  return String(value);
+}
+
+export function queueSnapshotSql({ table, estimateAbove }: SnapshotQueryOptions): string {
+  const t = table.sql;
+  const regclass = `${literal(t)}::regclass`;
+
+  // Exact count per present terminal status, or the planner's estimate above a threshold.
+  const exact = `(SELECT count(*) FROM ${t} c WHERE c.status = p.status)`;
+  const terminalCount =
+    estimateAbove === undefined
+      ? `${exact} AS n, false AS estimated`
+      : `CASE WHEN e.n > ${int(estimateAbove)} THEN e.n ELSE ${exact} END AS n,
+         coalesce(e.n > ${int(estimateAbove)}, false) AS estimated`;
+  const estimateJoin =
+    estimateAbove === undefined
+      ? ''
+      : `LEFT JOIN estimates e ON e.status = p.status::text`;
+  const estimateCtes =
+    estimateAbove === undefined
+      ? ''
+      : `,
+  table_rows AS (
+    -- What the planner does: reltuples scaled to the relation's current size.
+    SELECT CASE WHEN c.relpages > 0
+                THEN c.reltuples / c.relpages * (pg_catalog.pg_relation_size(c.oid) / current_setting('block_size')::float8)
+                ELSE greatest(c.reltuples, 0) END AS n,
+           ns.nspname, c.relname
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
+    WHERE c.oid = ${regclass}
+  ),
+  estimates AS (
+    SELECT mcv.status, round(mcv.freq * r.n)::bigint AS n
+    FROM table_rows r
+    JOIN pg_catalog.pg_stats s ON s.schemaname = r.nspname AND s.tablename = r.relname AND s.attname = 'status'
+    CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS mcv(status, freq)
+  )`;
+
+  return `WITH RECURSIVE
+  present(status) AS (
+    -- Loose index scan over ix_runs_status: one probe per distinct status.
+    (SELECT r.status FROM ${t} r WHERE r.status IS NOT NULL ORDER BY r.status LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.status FROM ${t} r WHERE r.status > p.status ORDER BY r.status LIMIT 1)
+    FROM present p WHERE p.status IS NOT NULL
+  ),
+  enum_labels AS (
+    -- Every label of the status enum, so a status that empties reads 0 (empty for a text column).
+    SELECT e.enumlabel::text AS status, e.enumsortorder AS ord
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_enum e ON e.enumtypid = a.atttypid
+    WHERE a.attrelid = ${regclass} AND a.attname = 'status' AND NOT a.attisdropped
+  )${estimateCtes},
+  terminal AS (
+    SELECT p.status::text AS status, ${terminalCount}
+    FROM present p ${estimateJoin}
+    WHERE p.status IS NOT NULL AND p.status::text NOT IN ('QUEUED', 'RUNNING')
+  ),
+  queued AS (
+    SELECT count(*) AS n,
+           count(*) FILTER (WHERE q.run_at > now()) AS future,
+           min(q.queued_at) FILTER (WHERE q.run_at <= now() OR q.run_at IS NULL) AS oldest_queued_at
+    FROM ${t} q WHERE q.status = 'QUEUED'
+  ),
+  running AS (
+    SELECT count(*) AS n,
+           count(*) FILTER (WHERE l.lease_expires_at < now()) AS expired,
+           count(*) FILTER (WHERE l.lease_expires_at >= now()) AS active
+    FROM ${t} l WHERE l.status = 'RUNNING'
+  )
+SELECT
+  extract(epoch FROM now())::float8 AS db_now_seconds,
+  queued.n AS queued,
+  queued.n - queued.future AS ready,
+  queued.future AS future,
+  greatest(0, coalesce(extract(epoch FROM now() - queued.oldest_queued_at), 0))::float8 AS oldest_ready_seconds,
+  running.n AS running,
+  running.expired AS expired_leases,
+  running.active AS active_leases,
+  (SELECT coalesce(json_agg(json_build_object('status', status, 'count', n, 'estimated', estimated)
+                            ORDER BY status), '[]'::json) FROM terminal) AS terminal_statuses,
+  (SELECT coalesce(json_agg(status ORDER BY ord), '[]'::json) FROM enum_labels) AS enum_labels
+FROM queued, running`;
+}
+
+/**
+ * The whole tick's database work as one simple-protocol batch (one round trip).
+ * `selects` run in order inside one snapshot; their results come back in order.
+ */
+export function snapshotBatchSql(selects: string[], { statementTimeoutMs, lockTimeoutMs }: BatchOptions): string {
+  return [
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+    `SET LOCAL statement_timeout = ${int(statementTimeoutMs)}`,
+    `SET LOCAL lock_timeout = ${int(lockTimeoutMs)}`,
+    `SET LOCAL idle_in_transaction_session_timeout = ${int(statementTimeoutMs + lockTimeoutMs)}`,
+    ...selects,
+    'COMMIT',
+  ].join(';\n');
+}

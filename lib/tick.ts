@@ -1,0 +1,158 @@
+/**
+ * One tick, shared by the Lambda handler, the CLI and the dev stack:
+ * config -> database -> snapshot -> registry -> push -> log line.
+ *
+ * When the database cannot be read, a registry holding only
+ * xyn_collector_up 0 is pushed (PUT replaces the group, so no stale queue value
+ * stays on display) and the tick still fails, so Lambda's error metrics see it.
+ */
+
+import type { Registry } from 'prom-client';
+import type { Config } from './config';
+import { openDatabase } from './database';
+import { deadlineIn, type Deadline } from './deadline';
+import { redactingSink, stdoutSink, type LogSink } from './log';
+import { buildRegistry } from './metrics';
+import { groupPath, pushToGateway } from './push';
+import { queueSnapshotSql, snapshotBatchSql } from './queries';
+import { describeError } from './redact';
+import { summarize, toQueueSnapshot, type QueueSnapshot } from './snapshot';
+
+export class TickError extends Error {
+  override name = 'TickError';
+  constructor(
+    message: string,
+    readonly result: TickResult,
+  ) {
+    super(message);
+  }
+}
+
+export type TickOutcome = 'ok' | 'db_failed' | 'push_failed' | 'db_and_push_failed';
+
+export interface TickResult {
+  outcome: TickOutcome;
+  snapshot: QueueSnapshot | undefined;
+  /** The exposition text that was (or would have been) pushed. */
+  exposition: string;
+  /** Where it was pushed; undefined for a dry run. */
+  pushedTo: string | undefined;
+  durationMs: number;
+  dbMs: number;
+  error: string | undefined;
+}
+
+export interface TickOptions {
+  deadline?: Deadline;
+  log?: LogSink;
+  /** Extra fields for the log line (e.g. the Lambda request id). */
+  context?: Record<string, unknown>;
+}
+
+/** The statement timeout never outlives the tick: what is left, less room to push. */
+function statementBudgetMs(config: Config, deadline: Deadline): number {
+  const leaveForPush = config.pushgateway ? Math.min(config.pushAttemptTimeoutMs, deadline.remainingMs() / 3) : 0;
+  return Math.max(10, Math.min(config.statementTimeoutMs, Math.floor(deadline.remainingMs() - leaveForPush)));
+}
+
+export async function readQueueSnapshot(config: Config, deadline: Deadline): Promise<QueueSnapshot> {
+  const statementMs = statementBudgetMs(config, deadline);
+  const sql = snapshotBatchSql(
+    [queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove })],
+    { statementTimeoutMs: statementMs, lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs) },
+  );
+  const session = await openDatabase(config, deadline);
+  let results;
+  try {
+    results = await session.batch(sql, deadline);
+  } finally {
+    await session.close(deadline);
+  }
+  const select = results.find((r) => r.command === 'SELECT');
+  const row = select?.rows[0];
+  if (!row) throw new Error('the snapshot query returned no row');
+  return toQueueSnapshot(row);
+}
+
+async function exposition(registry: Registry): Promise<string> {
+  return registry.metrics();
+}
+
+export async function runTick(config: Config, options: TickOptions = {}): Promise<TickResult> {
+  const started = Date.now();
+  const deadline = options.deadline ?? deadlineIn(config.tickTimeoutMs);
+  const log = redactingSink(options.log ?? stdoutSink, config.secrets);
+
+  let snapshot: QueueSnapshot | undefined;
+  let dbError: string | undefined;
+  try {
+    snapshot = await readQueueSnapshot(config, deadline);
+  } catch (error) {
+    dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
+  }
+  const dbMs = Date.now() - started;
+
+  const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
+  const text = await exposition(registry);
+
+  let pushError: string | undefined;
+  let pushedTo: string | undefined;
+  let attempts = 0;
+  if (config.pushgateway) {
+    try {
+      attempts = (
+        await pushToGateway(registry, config.pushgateway, deadline, {
+          attemptTimeoutMs: config.pushAttemptTimeoutMs,
+          retries: config.pushRetries,
+        })
+      ).attempts;
+      pushedTo = groupPath(config.pushgateway);
+    } catch (error) {
+      pushError = describeError(error, config.secrets);
+    }
+  }
+
+  const outcome: TickOutcome =
+    dbError && pushError ? 'db_and_push_failed' : dbError ? 'db_failed' : pushError ? 'push_failed' : 'ok';
+  const error = [dbError, pushError].filter(Boolean).join('; ') || undefined;
+  const result: TickResult = {
+    outcome,
+    snapshot,
+    exposition: text,
+    pushedTo,
+    durationMs: Date.now() - started,
+    dbMs,
+    error,
+  };
+
+  log({
+    level: outcome === 'ok' ? 'info' : 'error',
+    msg: outcome === 'ok' ? 'tick' : 'tick failed',
+    outcome,
+    ...options.context,
+    duration_ms: result.durationMs,
+    db_ms: dbMs,
+    pushed_to: pushedTo ?? (config.pushgateway ? undefined : 'dry-run'),
+    push_attempts: config.pushgateway ? attempts : undefined,
+    ...(snapshot ? { figures: summarize(snapshot) } : {}),
+    ...(snapshot?.statuses.some((s) => s.estimated)
+      ? { estimated_statuses: snapshot.statuses.filter((s) => s.estimated).map((s) => s.status) }
+      : {}),
+    ...(error ? { error } : {}),
+  });
+
+  if (outcome !== 'ok') throw new TickError(`xyn-metrics tick failed: ${error}`, result);
+  return result;
+}
+
+/**
+ * A scheduled event delivered late (Lambda retries and queues async events for
+ * hours) must not overwrite fresher figures. Returns the age when too old.
+ */
+export function lateBySeconds(eventTime: string | undefined, nowMs: number, maxAgeSeconds: number): number | undefined {
+  if (!eventTime || maxAgeSeconds <= 0) return undefined;
+  const scheduled = Date.parse(eventTime);
+  if (Number.isNaN(scheduled)) return undefined;
+  const age = (nowMs - scheduled) / 1000;
+  return age > maxAgeSeconds ? age : undefined;
+}
