@@ -76,12 +76,21 @@ export const DEFAULTS = {
   MAX_EVENT_AGE_SECONDS: 90,
 } as const;
 
+/**
+ * An optional variable set to '' counts as unset (deploy templates write '' for
+ * "not configured"); required() turns that into an error naming the variable.
+ */
 function text(env: Env, name: string): string | undefined {
-  const value = env[name];
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  if (trimmed === '') throw new ConfigError(`${name} is set but empty`);
-  return trimmed;
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function required(env: Env, name: string, example: string): string {
+  const value = text(env, name);
+  if (value === undefined) {
+    throw new ConfigError(`${name} is ${env[name] === undefined ? 'not set' : 'empty'}; it is required (${example})`);
+  }
+  return value;
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -167,12 +176,9 @@ function parseGrouping(raw: string | undefined): Record<string, string> {
   return grouping;
 }
 
-function parsePushgateway(env: Env, required: boolean): PushgatewayConfig | undefined {
-  const raw = text(env, 'PUSHGATEWAY_URL');
-  if (raw === undefined) {
-    if (required) throw new ConfigError('PUSHGATEWAY_URL is required (e.g. http://pushgateway:9091)');
-    return undefined;
-  }
+function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | undefined {
+  const raw = isRequired ? required(env, 'PUSHGATEWAY_URL', 'e.g. http://pushgateway:9091') : text(env, 'PUSHGATEWAY_URL');
+  if (raw === undefined) return undefined;
   checkPortText('PUSHGATEWAY_URL', raw);
   const url = parseUrl('PUSHGATEWAY_URL', raw, ['http:', 'https:']);
   if (url.search || url.hash) throw new ConfigError('PUSHGATEWAY_URL must not have a query or fragment');
@@ -212,8 +218,7 @@ export function isNeonHost(host: string): boolean {
 }
 
 function parseDatabase(env: Env): { databaseUrl: string; host: string; password: string | undefined; proxy: string | undefined } {
-  const raw = text(env, 'DATABASE_URL');
-  if (raw === undefined) throw new ConfigError('DATABASE_URL is required (postgresql://user:password@host:5432/db)');
+  const raw = required(env, 'DATABASE_URL', 'postgresql://user:password@host:5432/db');
   checkPortText('DATABASE_URL', raw);
   const url = parseUrl('DATABASE_URL', raw, ['postgresql:', 'postgres:']);
   if (url.pathname.length <= 1) throw new ConfigError('DATABASE_URL names no database (…/dbname)');

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Integration tests start real servers; their own deadlines are asserted inside.
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    maxWorkers: 2,
+    // A skipped test hides a missing service; CI must see every test run.
+    allowOnly: false,
+    passWithNoTests: false,
+  },
+});
