@@ -49,6 +49,8 @@ export interface Config {
   maxEventAgeSeconds: number;
   /** Opt-in: terminal statuses above this estimated count are reported from planner statistics. */
   statusEstimateAbove: number | undefined;
+  /** PUSH_DRY_RUN=true: no gateway; the tick logs its exposition text instead (local use). */
+  dryRun: boolean;
   /** Every secret value held, for redaction of anything that leaves the process. */
   secrets: string[];
 }
@@ -239,9 +241,20 @@ function parseDatabase(env: Env): { databaseUrl: string; host: string; password:
   return { databaseUrl: raw, host: url.hostname, password, proxy };
 }
 
+function flag(env: Env, name: string): boolean {
+  const raw = text(env, name)?.toLowerCase();
+  if (raw === undefined || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
 export function parseConfig(env: Env, options: ParseOptions = { requirePushgateway: true }): Config {
   const db = parseDatabase(env);
-  const pushgateway = parsePushgateway(env, options.requirePushgateway);
+  const dryRun = flag(env, 'PUSH_DRY_RUN');
+  if (dryRun && text(env, 'PUSHGATEWAY_URL') !== undefined) {
+    throw new ConfigError('PUSH_DRY_RUN=true and PUSHGATEWAY_URL are both set; choose one');
+  }
+  const pushgateway = parsePushgateway(env, options.requirePushgateway && !dryRun);
   const runsTable = parseTableName(text(env, 'RUNS_TABLE') ?? DEFAULTS.RUNS_TABLE);
   const estimateRaw = text(env, 'STATUS_ESTIMATE_ABOVE');
 
@@ -263,6 +276,7 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
     maxEventAgeSeconds: integer(env, 'MAX_EVENT_AGE_SECONDS', DEFAULTS.MAX_EVENT_AGE_SECONDS, 0, 86_400),
     statusEstimateAbove:
       estimateRaw === undefined ? undefined : integer(env, 'STATUS_ESTIMATE_ABOVE', 0, 1, Number.MAX_SAFE_INTEGER),
+    dryRun,
     secrets: secrets.filter((s): s is string => s !== undefined && s.length > 0),
   };
 }

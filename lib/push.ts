@@ -18,6 +18,7 @@ export class PushError extends Error {
   constructor(
     message: string,
     readonly status: number | undefined,
+    readonly attempts: number,
   ) {
     super(message);
   }
@@ -117,5 +118,6 @@ export async function pushToGateway(
   throw new PushError(
     `push to ${groupPath(config)} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${reason(lastError ?? new DeadlineError('no time left for the push'))}`,
     statusOf(lastError),
+    attempt,
   );
 }

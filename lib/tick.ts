@@ -13,7 +13,7 @@ import { openDatabase } from './database';
 import { deadlineIn, type Deadline } from './deadline';
 import { redactingSink, stdoutSink, type LogSink } from './log';
 import { buildRegistry } from './metrics';
-import { groupPath, pushToGateway } from './push';
+import { groupPath, PushError, pushToGateway } from './push';
 import { queueSnapshotSql, snapshotBatchSql } from './queries';
 import { describeError } from './redact';
 import { summarize, toQueueSnapshot, type QueueSnapshot } from './snapshot';
@@ -108,6 +108,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
       ).attempts;
       pushedTo = groupPath(config.pushgateway);
     } catch (error) {
+      if (error instanceof PushError) attempts = error.attempts;
       pushError = describeError(error, config.secrets);
     }
   }
@@ -139,6 +140,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
       ? { estimated_statuses: snapshot.statuses.filter((s) => s.estimated).map((s) => s.status) }
       : {}),
     ...(error ? { error } : {}),
+    ...(config.dryRun ? { exposition: text } : {}),
   });
 
   if (outcome !== 'ok') throw new TickError(`xyn-metrics tick failed: ${error}`, result);
