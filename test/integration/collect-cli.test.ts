@@ -1,0 +1,68 @@
+/** `npm run collect`: the handler's code path once, bridging a plain Postgres by itself. */
+
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { sample, startPushgateway, type TestPushgateway } from '../support/pushgateway';
+
+const run = promisify(execFile);
+let db: TestDatabase;
+let gateway: TestPushgateway;
+
+beforeAll(async () => {
+  db = await createTestDatabase('cli');
+  gateway = await startPushgateway();
+  await db.query(`INSERT INTO ${db.table} (status, run_at, queued_at) VALUES ('QUEUED', now(), now() - interval '5 seconds'), ('QUEUED', now() + interval '1 hour', now())`);
+});
+afterAll(async () => {
+  await gateway?.stop();
+  await db?.close();
+});
+
+async function cli(env: Record<string, string>) {
+  const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
+  try {
+    const { stdout, stderr } = await run('npx', ['tsx', 'scripts/collect.ts'], { env: { ...base, ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('npm run collect', () => {
+  it('prints the exposition text and pushes when PUSHGATEWAY_URL is set', async () => {
+    const { code, stdout, stderr } = await cli({ DATABASE_URL: db.url, RUNS_TABLE: db.table, PUSHGATEWAY_URL: gateway.url });
+    expect(code, stderr).toBe(0);
+    expect(sample(stdout, 'xyn_queue_ready_depth')).toBe(1);
+    expect(sample(stdout, 'xyn_queue_future_depth')).toBe(1);
+    expect(sample(await gateway.scrape(), 'xyn_queue_depth', { job: 'xyn_metrics', status: 'QUEUED' })).toBe(2);
+  });
+
+  it('runs without a gateway and exits 0', async () => {
+    const { code, stdout } = await cli({ DATABASE_URL: db.url, RUNS_TABLE: db.table });
+    expect(code).toBe(0);
+    expect(sample(stdout, 'xyn_collector_up')).toBe(1);
+  });
+
+  it('exits non-zero with one line naming the cause', async () => {
+    const { code, stderr } = await cli({ DATABASE_URL: db.url, RUNS_TABLE: `${db.schema}.missing` });
+    expect(code).toBe(1);
+    const last = stderr.trim().split('\n').at(-1)!;
+    expect(last).toMatch(/^xyn-metrics: database 127\.0\.0\.1: relation ".*missing" does not exist/);
+  });
+
+  it('names a wrong password without printing it', async () => {
+    const { code, stdout, stderr } = await cli({ DATABASE_URL: 'postgresql://postgres:Hidden-Pass-1@127.0.0.1:5432/postgres', RUNS_TABLE: db.table });
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n').at(-1)).toMatch(/password authentication failed for user "postgres"/);
+    expect(stdout + stderr).not.toContain('Hidden-Pass-1');
+  });
+
+  it('exits 2 on bad configuration, naming the variable', async () => {
+    const { code, stderr } = await cli({ DATABASE_URL: 'localhost:5432/db' });
+    expect(code).toBe(2);
+    expect(stderr.trim()).toMatch(/^xyn-metrics: DATABASE_URL /);
+  });
+});

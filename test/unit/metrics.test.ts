@@ -1,0 +1,83 @@
+import { register as globalRegistry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { buildRegistry, METRICS } from '../../lib/metrics';
+import type { QueueSnapshot } from '../../lib/snapshot';
+
+const snapshot: QueueSnapshot = {
+  dbNowSeconds: 1_800_000_000,
+  statuses: [
+    { status: 'CANCELLED', count: 0, estimated: false },
+    { status: 'QUEUED', count: 3, estimated: false },
+    { status: 'RUNNING', count: 2, estimated: false },
+  ],
+  ready: 2,
+  future: 1,
+  oldestReadySeconds: 12.5,
+  expiredLeases: 1,
+  activeLeases: 1,
+};
+
+describe('buildRegistry', () => {
+  it('renders the six queue gauges and collector health as exposition text', async () => {
+    const text = await buildRegistry(snapshot, { up: true, durationSeconds: 0.25 }).metrics();
+    expect(text).toBe(
+      [
+        `# HELP xyn_queue_depth ${METRICS.queueDepth.help}`,
+        '# TYPE xyn_queue_depth gauge',
+        'xyn_queue_depth{status="CANCELLED"} 0',
+        'xyn_queue_depth{status="QUEUED"} 3',
+        'xyn_queue_depth{status="RUNNING"} 2',
+        '',
+        `# HELP xyn_queue_ready_depth ${METRICS.readyDepth.help}`,
+        '# TYPE xyn_queue_ready_depth gauge',
+        'xyn_queue_ready_depth 2',
+        '',
+        `# HELP xyn_queue_future_depth ${METRICS.futureDepth.help}`,
+        '# TYPE xyn_queue_future_depth gauge',
+        'xyn_queue_future_depth 1',
+        '',
+        `# HELP xyn_queue_oldest_ready_seconds ${METRICS.oldestReadySeconds.help}`,
+        '# TYPE xyn_queue_oldest_ready_seconds gauge',
+        'xyn_queue_oldest_ready_seconds 12.5',
+        '',
+        `# HELP xyn_running_with_expired_lease ${METRICS.expiredLeases.help}`,
+        '# TYPE xyn_running_with_expired_lease gauge',
+        'xyn_running_with_expired_lease 1',
+        '',
+        `# HELP xyn_running_with_active_lease ${METRICS.activeLeases.help}`,
+        '# TYPE xyn_running_with_active_lease gauge',
+        'xyn_running_with_active_lease 1',
+        '',
+        `# HELP xyn_collector_up ${METRICS.collectorUp.help}`,
+        '# TYPE xyn_collector_up gauge',
+        'xyn_collector_up 1',
+        '',
+        `# HELP xyn_collector_duration_seconds ${METRICS.collectorDuration.help}`,
+        '# TYPE xyn_collector_duration_seconds gauge',
+        'xyn_collector_duration_seconds 0.25',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('holds only the collector-health gauges when the database could not be read', async () => {
+    const text = await buildRegistry(undefined, { up: false, durationSeconds: 1.5 }).metrics();
+    const samples = text.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(samples).toEqual(['xyn_collector_up 0', 'xyn_collector_duration_seconds 1.5']);
+  });
+
+  it('builds a fresh registry every time and never touches the global one (warm containers)', async () => {
+    const first = buildRegistry(snapshot, { up: true, durationSeconds: 0.1 });
+    const second = buildRegistry(snapshot, { up: true, durationSeconds: 0.1 });
+    expect(first).not.toBe(second);
+    expect(await first.metrics()).toBe(await second.metrics());
+    expect(globalRegistry.getMetricsAsArray()).toHaveLength(0);
+  });
+
+  it('gives every metric a HELP text and a xyn_ name', () => {
+    for (const def of Object.values(METRICS)) {
+      expect(def.name).toMatch(/^xyn_[a-z_]+$/);
+      expect(def.help.length).toBeGreaterThan(20);
+    }
+  });
+});
