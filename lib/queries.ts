@@ -130,6 +130,10 @@ export function snapshotBatchSql(selects: string[], { statementTimeoutMs, lockTi
     `SET LOCAL statement_timeout = ${int(statementTimeoutMs)}`,
     `SET LOCAL lock_timeout = ${int(lockTimeoutMs)}`,
     `SET LOCAL idle_in_transaction_session_timeout = ${int(statementTimeoutMs + lockTimeoutMs)}`,
+    // The planner cannot know the loose index scan finds a handful of statuses,
+    // so it over-costs the per-status counts and turns JIT on; compiling costs
+    // more than the whole statement (measured: docs/benchmarks.md).
+    'SET LOCAL jit = off',
     ...selects,
     'COMMIT',
   ].join(';\n');

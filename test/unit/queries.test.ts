@@ -40,6 +40,7 @@ describe('snapshotBatchSql', () => {
       'SET LOCAL statement_timeout = 4000',
       'SET LOCAL lock_timeout = 1500',
       'SET LOCAL idle_in_transaction_session_timeout = 5500',
+      'SET LOCAL jit = off',
       'SELECT 1',
       'SELECT 2',
       'COMMIT',
