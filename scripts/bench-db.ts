@@ -1,0 +1,163 @@
+/**
+ * Database time per tick, measured on the server, and the exactness check.
+ *
+ * Time is taken from EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON): planning time
+ * plus execution time as the server reports them, so neither the network nor
+ * the driver is in the figure. TIMING OFF keeps the per-row clock calls out of
+ * the run (they would inflate row-heavy plans such as the seed's scans).
+ * pg_stat_statements would do as well but needs shared_preload_libraries, i.e.
+ * a server restart, so the benchmark does not depend on it.
+ *
+ * The collector's statement is explained inside the very batch the tick sends
+ * (snapshotBatchSql: same transaction mode and SET LOCALs), so the figure is
+ * for what production runs.
+ */
+
+import type pg from 'pg';
+import { parseTableName, type TableName } from '../lib/config';
+import { queueSnapshotSql, snapshotBatchSql } from '../lib/queries';
+import { toQueueSnapshot, type QueueSnapshot } from '../lib/snapshot';
+import { seedQueries } from './bench-seed';
+
+export interface ServerTime {
+  /** Planning + execution, ms. */
+  totalMs: number;
+  planningMs: number;
+  executionMs: number;
+  /** The JSON plan (the top "Plan" node). */
+  plan: PlanNode;
+}
+
+export interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Alias?: string;
+  Plans?: PlanNode[];
+  [key: string]: unknown;
+}
+
+const BATCH = { statementTimeoutMs: 600_000, lockTimeoutMs: 2_000 };
+
+type Explained = [{ Plan: PlanNode; 'Planning Time'?: number; 'Execution Time'?: number }];
+
+function explainRows(results: pg.QueryResult | pg.QueryResult[]): Explained {
+  const list = Array.isArray(results) ? results : [results];
+  const explain = list.find((r) => r.command === 'EXPLAIN');
+  const value = explain?.rows[0]?.['QUERY PLAN'] as Explained | string | undefined;
+  if (value === undefined) throw new Error('EXPLAIN returned nothing');
+  return typeof value === 'string' ? (JSON.parse(value) as Explained) : value;
+}
+
+function serverTime(explained: Explained): ServerTime {
+  const [top] = explained;
+  const planningMs = top['Planning Time'] ?? 0;
+  const executionMs = top['Execution Time'] ?? 0;
+  return { totalMs: planningMs + executionMs, planningMs, executionMs, plan: top.Plan };
+}
+
+export function collectorSql(table: TableName, estimateAbove: number | undefined): string {
+  return queueSnapshotSql({ table, estimateAbove });
+}
+
+/** EXPLAIN of the collector's statement (optionally without ANALYZE), inside the tick's batch. */
+export async function explainCollector(
+  client: pg.Client,
+  table: string | TableName,
+  estimateAbove: number | undefined,
+  analyze = true,
+): Promise<ServerTime> {
+  const name = typeof table === 'string' ? parseTableName(table) : table;
+  const options = analyze ? 'ANALYZE, TIMING OFF, FORMAT JSON' : 'FORMAT JSON';
+  const batch = snapshotBatchSql([`EXPLAIN (${options}) ${collectorSql(name, estimateAbove)}`], BATCH);
+  return serverTime(explainRows(await client.query(batch)));
+}
+
+/** EXPLAIN ANALYZE of each of the seed's four queries, each on its own as the seed sends them. */
+export async function explainSeed(client: pg.Client, table: string): Promise<{ totalMs: number; perQueryMs: number[] }> {
+  const perQueryMs: number[] = [];
+  for (const sql of seedQueries(parseTableName(table))) {
+    perQueryMs.push(serverTime(explainRows(await client.query(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`))).totalMs);
+  }
+  return { totalMs: perQueryMs.reduce((a, b) => a + b, 0), perQueryMs };
+}
+
+/** Every plan node, depth first. */
+export function planNodes(node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(planNodes)];
+}
+
+/** Sequential scans (plain or parallel) of `relation` anywhere in the plan. */
+export function seqScansOn(plan: PlanNode, relation: string): PlanNode[] {
+  return planNodes(plan).filter((n) => /Seq Scan/.test(n['Node Type']) && n['Relation Name'] === relation);
+}
+
+/** The collector's snapshot and the brute-force reference, read in one snapshot with one now(). */
+export interface ExactnessCheck {
+  collector: QueueSnapshot;
+  reference: QueueSnapshot;
+}
+
+/**
+ * The obvious, unoptimised answer: every figure from whole-table aggregates
+ * with index use switched off, so it shares no plan shape with the collector.
+ */
+export function referenceSql(table: TableName): string {
+  const t = table.sql;
+  return `
+SELECT
+  extract(epoch FROM now())::float8 AS db_now_seconds,
+  count(*) FILTER (WHERE status = 'QUEUED') AS queued,
+  count(*) FILTER (WHERE status = 'QUEUED' AND (run_at <= now() OR run_at IS NULL)) AS ready,
+  count(*) FILTER (WHERE status = 'QUEUED' AND run_at > now()) AS future,
+  greatest(0, coalesce(extract(epoch FROM now() - min(queued_at) FILTER (
+    WHERE status = 'QUEUED' AND (run_at <= now() OR run_at IS NULL))), 0))::float8 AS oldest_ready_seconds,
+  count(*) FILTER (WHERE status = 'RUNNING') AS running,
+  count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at < now()) AS expired_leases,
+  count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at >= now()) AS active_leases,
+  (SELECT coalesce(json_agg(json_build_object('status', s, 'count', n, 'estimated', false) ORDER BY s), '[]')
+     FROM (SELECT status::text AS s, count(*) AS n FROM ${t}
+           WHERE status::text NOT IN ('QUEUED', 'RUNNING') GROUP BY status) g) AS terminal_statuses,
+  (SELECT coalesce(json_agg(e.enumlabel ORDER BY e.enumsortorder), '[]')
+     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_enum e ON e.enumtypid = a.atttypid
+     WHERE a.attrelid = '${t.replace(/'/g, "''")}'::regclass AND a.attname = 'status') AS enum_labels
+FROM ${t}`;
+}
+
+/** Run the collector's statement and the reference in one REPEATABLE READ transaction. */
+export async function checkExactness(
+  client: pg.Client,
+  table: string,
+  estimateAbove: number | undefined,
+): Promise<ExactnessCheck> {
+  const name = parseTableName(table);
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    const collector = toQueueSnapshot((await client.query(collectorSql(name, estimateAbove))).rows[0] as Record<string, unknown>);
+    await client.query('SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off');
+    const reference = toQueueSnapshot((await client.query(referenceSql(name))).rows[0] as Record<string, unknown>);
+    return { collector, reference };
+  } finally {
+    await client.query('COMMIT');
+  }
+}
+
+/** Where two snapshots differ (estimated statuses compared within `tolerance`, a fraction). */
+export function snapshotDifferences(actual: QueueSnapshot, reference: QueueSnapshot, tolerance = 0): string[] {
+  const out: string[] = [];
+  for (const key of ['dbNowSeconds', 'ready', 'future', 'oldestReadySeconds', 'expiredLeases', 'activeLeases'] as const) {
+    if (actual[key] !== reference[key]) out.push(`${key}: ${actual[key]} != ${reference[key]}`);
+  }
+  const ref = new Map(reference.statuses.map((s) => [s.status, s.count]));
+  if (actual.statuses.length !== reference.statuses.length) {
+    out.push(`statuses: ${actual.statuses.map((s) => s.status)} != ${[...ref.keys()]}`);
+  }
+  for (const s of actual.statuses) {
+    const expected = ref.get(s.status);
+    if (expected === undefined) out.push(`status ${s.status} not in the reference`);
+    else if (s.estimated ? Math.abs(s.count - expected) > tolerance * expected : s.count !== expected) {
+      out.push(`${s.status}: ${s.count}${s.estimated ? ' (estimated)' : ''} != ${expected}`);
+    }
+  }
+  return out;
+}
