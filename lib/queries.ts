@@ -68,10 +68,15 @@ export function queueSnapshotSql({ table, estimateAbove }: SnapshotQueryOptions)
     WHERE c.oid = ${regclass}
   ),
   estimates AS (
+    -- LATERAL, so pg_stats is looked up by index for this one table, not joined
+    -- against every column of the catalog (a seq scan of pg_attribute).
     SELECT mcv.status, round(mcv.freq * r.n)::bigint AS n
     FROM table_rows r
-    JOIN pg_catalog.pg_stats s ON s.schemaname = r.nspname AND s.tablename = r.relname AND s.attname = 'status'
-    CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS mcv(status, freq)
+    CROSS JOIN LATERAL (
+      SELECT s.most_common_vals, s.most_common_freqs FROM pg_catalog.pg_stats s
+      WHERE s.schemaname = r.nspname AND s.tablename = r.relname AND s.attname = 'status' OFFSET 0
+    ) st
+    CROSS JOIN LATERAL unnest(st.most_common_vals::text::text[], st.most_common_freqs) AS mcv(status, freq)
   )`;
 
   return `WITH RECURSIVE
