@@ -1,0 +1,106 @@
+/**
+ * The deployed artifact: package it exactly as a deploy does (scripts/package.sh,
+ * i.e. serverless package with serverless-esbuild), measure the zip, and time
+ * the cold-start cost of loading the bundled handler in fresh Node processes.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export const ZIP_NAME = 'xyn-metrics.zip';
+export const BUNDLE_PATH = 'functions/collect.js';
+
+export interface PackageResult {
+  /** The directory serverless wrote (template, state and the zip); the caller removes it. */
+  outDir: string;
+  zipPath: string;
+  zipBytes: number;
+  packageSeconds: number;
+}
+
+/**
+ * Run scripts/package.sh in `root`, writing into a fresh temporary directory
+ * (`--package`) rather than .serverless/, so a concurrent packaging elsewhere
+ * cannot swap the zip under us. Throws with its output on failure.
+ */
+export function packageFunction(root: string): PackageResult {
+  const started = performance.now();
+  const outDir = mkdtempSync(path.join(tmpdir(), 'xyn-package-'));
+  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+  if (run.status !== 0) {
+    rmSync(outDir, { recursive: true, force: true });
+    throw new Error(`scripts/package.sh failed (exit ${run.status}):\n${(run.stdout + run.stderr).slice(-3000)}`);
+  }
+  const zipPath = path.join(outDir, ZIP_NAME);
+  return { outDir, zipPath, zipBytes: statSync(zipPath).size, packageSeconds: (performance.now() - started) / 1000 };
+}
+
+/** Unzip into a fresh temporary directory; the caller removes it. */
+export function unzipTo(zipPath: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'xyn-bundle-'));
+  const run = spawnSync('unzip', ['-q', zipPath, '-d', dir], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`unzip failed: ${run.stderr || run.error?.message}`);
+  return dir;
+}
+
+export function zipEntries(zipPath: string): string[] {
+  const run = spawnSync('unzip', ['-Z1', zipPath], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`unzip -Z1 failed: ${run.stderr || run.error?.message}`);
+  return run.stdout.split('\n').filter(Boolean);
+}
+
+export interface ColdStart {
+  runs: number;
+  bundleBytes: number;
+  /** Median wall time of `node -e "require('./functions/collect.js')"`. */
+  processWithRequireMs: number;
+  /** Median wall time of `node -e ""` (Node's own start), interleaved with the above. */
+  processBaselineMs: number;
+  /** Median time of the require() alone, measured inside the fresh process. */
+  requireMs: number;
+}
+
+const TIMED_REQUIRE =
+  "const t=process.hrtime.bigint();require('./functions/collect.js');process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))";
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function timedNode(cwd: string, code: string): { wallMs: number; stdout: string } {
+  const started = performance.now();
+  const run = spawnSync(process.execPath, ['-e', code], { cwd, encoding: 'utf8', timeout: 30_000 });
+  const wallMs = performance.now() - started;
+  if (run.status !== 0) throw new Error(`node -e failed in ${cwd}: ${run.stderr}`);
+  return { wallMs, stdout: run.stdout };
+}
+
+/** Cold start of the bundled handler: `runs` fresh processes each, baseline and require interleaved. */
+export function measureColdStart(zipPath: string, runs: number): ColdStart {
+  const dir = unzipTo(zipPath);
+  try {
+    const withRequire: number[] = [];
+    const baseline: number[] = [];
+    const requireOnly: number[] = [];
+    timedNode(dir, TIMED_REQUIRE); // warm the OS file cache once, as a deployed image is
+    for (let i = 0; i < runs; i++) {
+      baseline.push(timedNode(dir, '').wallMs);
+      const timed = timedNode(dir, TIMED_REQUIRE);
+      withRequire.push(timed.wallMs);
+      requireOnly.push(Number(timed.stdout));
+    }
+    return {
+      runs,
+      bundleBytes: readFileSync(path.join(dir, BUNDLE_PATH)).length,
+      processWithRequireMs: median(withRequire),
+      processBaselineMs: median(baseline),
+      requireMs: median(requireOnly),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * `npm run bench`: the collector against the seed design's four queries on a
+ * realistic runs table, side by side in one run (so machine noise hits both).
+ *
+ *   npm run bench                                  # 100k and 1m
+ *   npm run bench -- --sizes 100k,1m,10m,10m@100k  # what docs/benchmarks.md holds
+ *   npm run bench -- --rebuild                     # rebuild the tables even if reusable
+ *
+ * Options: --sizes LIST  --rebuild  --ticks N (end-to-end ticks per shape, >= 50)
+ * --db-rounds N (server-timed ticks per shape)  --cold-runs N  --estimate-above N
+ * --out FILE (default docs/benchmarks.md; --no-write to only print)  --drop (drop the
+ * bench schemas afterwards). BENCH_DATABASE_URL picks the server.
+ *
+ * Per size: (a) database time per tick measured on the server, (b) end-to-end
+ * tick latency through the Neon driver, the bridge and a real Pushgateway, for
+ * the collector (exact, and with STATUS_ESTIMATE_ABOVE) and for the seed's
+ * four-round-trip shape; then (c) the zip size and the cold start of the bundle.
+ */
+
+import { execSync } from 'node:child_process';
+import { cpus, totalmem, loadavg } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { startBridge } from '../lib/bridge';
+import { parseConfig, type Config } from '../lib/config';
+import { runTick } from '../lib/tick';
+import { startPushgateway } from '../test/support/pushgateway';
+import { measureColdStart, median, packageFunction } from './bench-cold';
+import { ensureDataset, parseCount, parseSizeSpec } from './bench-data';
+import { checkExactness, explainCollector, explainSeed, seqScansOn, snapshotDifferences } from './bench-db';
+import { renderMarkdown, renderTable, type BenchReport, type SizeResult } from './bench-report';
+import { runSeedTick } from './bench-seed';
+
+const DEFAULT_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
+/** Estimated terminal statuses may be off by this fraction of the true count (planner sample). */
+export const ESTIMATE_TOLERANCE = 0.05;
+
+interface Options {
+  sizes: string[];
+  rebuild: boolean;
+  ticks: number;
+  dbRounds: number;
+  coldRuns: number;
+  estimateAbove: number;
+  out: string | undefined;
+  drop: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = {
+    sizes: ['100k', '1m'],
+    rebuild: false,
+    ticks: 50,
+    dbRounds: 7,
+    coldRuns: 21,
+    estimateAbove: 100_000,
+    out: 'docs/benchmarks.md',
+    drop: false,
+  };
+  const value = (i: number, name: string) => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
+    return v;
+  };
+  const whole = (raw: string, name: string, min: number) => {
+    if (!/^\d+$/.test(raw) || Number(raw) < min) throw new Error(`${name} must be a whole number >= ${min}, got "${raw}"`);
+    return Number(raw);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--sizes') options.sizes = value(i++, arg).split(',').map((s) => s.trim()).filter(Boolean);
+    else if (arg === '--rebuild') options.rebuild = true;
+    else if (arg === '--drop') options.drop = true;
+    else if (arg === '--ticks') options.ticks = whole(value(i++, arg), arg, 50);
+    else if (arg === '--db-rounds') options.dbRounds = whole(value(i++, arg), arg, 3);
+    else if (arg === '--cold-runs') options.coldRuns = whole(value(i++, arg), arg, 3);
+    else if (arg === '--estimate-above') options.estimateAbove = parseCount(value(i++, arg));
+    else if (arg === '--out') options.out = value(i++, arg);
+    else if (arg === '--no-write') options.out = undefined;
+    else throw new Error(`unknown option ${arg} (see the header of scripts/bench.ts)`);
+  }
+  options.sizes.forEach((s) => parseSizeSpec(s));
+  return options;
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function sh(command: string): string {
+  try {
+    return execSync(command, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Run `shapes` in a rotating order, so none always goes first (or last) after a noisy moment. */
+async function interleaved<K extends string>(
+  rounds: number,
+  shapes: Record<K, () => Promise<number>>,
+): Promise<Record<K, number[]>> {
+  const names = Object.keys(shapes) as K[];
+  const out = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(round + k) % names.length]!;
+      out[name].push(await shapes[name]());
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const url = process.env.BENCH_DATABASE_URL ?? DEFAULT_URL;
+  const dbUrl = new URL(url);
+  const client = new pg.Client({ connectionString: url, application_name: 'xyn-metrics-bench' });
+  await client.connect().catch((error: Error) => {
+    throw new Error(`cannot reach PostgreSQL at ${dbUrl.host} (set BENCH_DATABASE_URL): ${error.message}`);
+  });
+
+  const started = new Date();
+  const loadBefore = loadavg();
+  const pgVersion = (await client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v;
+  const pgSettings = (
+    await client.query<{ name: string; setting: string; unit: string | null }>(
+      `SELECT name, setting, unit FROM pg_settings
+       WHERE name IN ('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', 'jit', 'random_page_cost')`,
+    )
+  ).rows.map((r) => `${r.name}=${r.setting}${r.unit ?? ''}`);
+
+  const gateway = await startPushgateway();
+  const bridge = await startBridge({ allow: [`${dbUrl.hostname}:${dbUrl.port || '5432'}`] });
+  const results: SizeResult[] = [];
+  try {
+    for (const raw of options.sizes) {
+      const spec = parseSizeSpec(raw);
+      const table = `${spec.schema}.runs`;
+      const info = await ensureDataset(client, spec, { rebuild: options.rebuild, log });
+      log(`${spec.label}: ${info.reused ? 'reused' : 'built'} ${table} (${(info.tableBytes / 2 ** 20).toFixed(0)} MiB heap, ${info.bytesPerRow} B/row); checking counts …`);
+
+      // Exact counts: the collector's figures against a brute-force reference, one snapshot, one now().
+      const exact = await checkExactness(client, table, undefined);
+      const exactDiffs = snapshotDifferences(exact.collector, exact.reference);
+      const estimated = await checkExactness(client, table, options.estimateAbove);
+      const estimateDiffs = snapshotDifferences(estimated.collector, estimated.reference, ESTIMATE_TOLERANCE);
+      if (exactDiffs.length > 0) throw new Error(`${spec.label}: the collector's counts are not exact: ${exactDiffs.join('; ')}`);
+      if (estimateDiffs.length > 0) throw new Error(`${spec.label}: estimate mode is off: ${estimateDiffs.join('; ')}`);
+
+      // (a) database time, measured on the server.
+      log(`${spec.label}: database time, ${options.dbRounds} rounds …`);
+      const seedPerQuery: number[][] = [];
+      let seqScans = 0;
+      const db = await interleaved(options.dbRounds + 1, {
+        seed: async () => {
+          const t = await explainSeed(client, table);
+          seedPerQuery.push(t.perQueryMs);
+          return t.totalMs;
+        },
+        exact: async () => {
+          const t = await explainCollector(client, table, undefined);
+          seqScans += seqScansOn(t.plan, 'runs').length;
+          return t.totalMs;
+        },
+        estimate: async () => {
+          const t = await explainCollector(client, table, options.estimateAbove);
+          seqScans += seqScansOn(t.plan, 'runs').length;
+          return t.totalMs;
+        },
+      });
+      // The first round warms caches for all three alike; it is not counted.
+      const dropFirst = (values: number[]) => values.slice(1);
+
+      // (b) end to end: driver + bridge + Pushgateway, the two shapes interleaved.
+      log(`${spec.label}: end-to-end ticks, ${options.ticks} per shape …`);
+      const env = {
+        DATABASE_URL: url,
+        DATABASE_WS_PROXY: bridge.proxy,
+        PUSHGATEWAY_URL: gateway.url,
+        RUNS_TABLE: table,
+        // Generous limits: the benchmark measures the slow shapes instead of timing them out.
+        TICK_TIMEOUT_MS: '600000',
+        DB_STATEMENT_TIMEOUT_MS: '300000',
+      };
+      const collectorConfig = parseConfig({ ...env, PUSHGATEWAY_JOB: 'bench_collector' });
+      const estimateConfig = parseConfig({
+        ...env,
+        PUSHGATEWAY_JOB: 'bench_collector_estimate',
+        STATUS_ESTIMATE_ABOVE: String(options.estimateAbove),
+      });
+      const seedConfig = parseConfig({ ...env, PUSHGATEWAY_JOB: 'bench_seed' });
+      const collectorTick = (config: Config) => async () => {
+        const t0 = performance.now();
+        await runTick(config, { log: () => {} });
+        return performance.now() - t0;
+      };
+      const warmup = 2;
+      const e2e = await interleaved(options.ticks + warmup, {
+        seed: async () => (await runSeedTick(seedConfig)).durationMs,
+        exact: collectorTick(collectorConfig),
+        estimate: collectorTick(estimateConfig),
+      });
+      const measured = (values: number[]) => values.slice(warmup);
+
+      const result: SizeResult = {
+        label: spec.label,
+        rows: spec.rows,
+        queuedTarget: spec.queued,
+        counts: info.counts,
+        tableBytes: info.tableBytes,
+        indexBytes: info.indexBytes,
+        bytesPerRow: info.bytesPerRow,
+        reused: info.reused,
+        buildSeconds: info.buildSeconds,
+        db: {
+          rounds: options.dbRounds,
+          seedMs: median(dropFirst(db.seed)),
+          seedPerQueryMs: [0, 1, 2, 3].map((q) => median(seedPerQuery.slice(1).map((r) => r[q]!))),
+          exactMs: median(dropFirst(db.exact)),
+          estimateMs: median(dropFirst(db.estimate)),
+          seqScansOnRuns: seqScans,
+        },
+        e2e: {
+          ticks: options.ticks,
+          seed: { p50: percentile(measured(e2e.seed), 50), p95: percentile(measured(e2e.seed), 95) },
+          exact: { p50: percentile(measured(e2e.exact), 50), p95: percentile(measured(e2e.exact), 95) },
+          estimate: { p50: percentile(measured(e2e.estimate), 50), p95: percentile(measured(e2e.estimate), 95) },
+        },
+        estimatedStatuses: estimated.collector.statuses.filter((s) => s.estimated).map((s) => s.status),
+        exactCountsVerified: true,
+      };
+      results.push(result);
+      log(renderTable([result]));
+    }
+  } finally {
+    await bridge.close();
+    await gateway.stop();
+  }
+
+  // (c) the deployed artifact.
+  log('packaging (scripts/package.sh) and timing cold starts …');
+  const root = path.resolve(import.meta.dirname, '..');
+  const packaged = packageFunction(root);
+  let cold;
+  try {
+    cold = measureColdStart(packaged.zipPath, options.coldRuns);
+  } finally {
+    rmSync(packaged.outDir, { recursive: true, force: true });
+  }
+
+  if (options.drop) {
+    for (const raw of options.sizes) await client.query(`DROP SCHEMA IF EXISTS "${parseSizeSpec(raw).schema}" CASCADE`);
+  }
+  await client.end();
+
+  const report: BenchReport = {
+    date: started.toISOString(),
+    finished: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, ''),
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memGiB: totalmem() / 2 ** 30,
+      os: sh('uname -sr'),
+      node: process.version,
+      loadBefore,
+      loadAfter: loadavg(),
+    },
+    postgres: { version: pgVersion, settings: pgSettings },
+    estimateAbove: options.estimateAbove,
+    estimateTolerance: ESTIMATE_TOLERANCE,
+    sizes: results,
+    artifact: { zipBytes: packaged.zipBytes, ...cold },
+  };
+  process.stdout.write(`${renderTable(results)}\n\n${renderArtifactLine(report)}\n`);
+  if (options.out) {
+    mkdirSync(path.dirname(options.out), { recursive: true });
+    writeFileSync(options.out, renderMarkdown(report));
+    log(`wrote ${options.out}`);
+  }
+}
+
+function renderArtifactLine(report: BenchReport): string {
+  const a = report.artifact;
+  return (
+    `zip ${(a.zipBytes / 1024).toFixed(1)} KiB, bundle ${(a.bundleBytes / 1024).toFixed(1)} KiB; ` +
+    `cold start: node + require ${a.processWithRequireMs.toFixed(0)} ms vs bare node ${a.processBaselineMs.toFixed(0)} ms; ` +
+    `require alone ${a.requireMs.toFixed(1)} ms (median of ${a.runs})`
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
