@@ -140,6 +140,11 @@ export interface DatasetInfo {
   indexBytes: number;
   /** Average width of a heap row (table bytes / rows). */
   bytesPerRow: number;
+  /**
+   * Share of heap pages VACUUM marked all-visible (index-only scans skip the
+   * heap only there). Below 1 when a concurrent transaction held the xmin horizon back.
+   */
+  allVisible: number;
   counts: Record<string, number>;
 }
 
@@ -163,7 +168,12 @@ async function isBuilt(client: pg.Client, spec: DatasetSpec): Promise<boolean> {
 export async function ensureDataset(
   client: pg.Client,
   spec: DatasetSpec,
-  options: { rebuild: boolean; log?: (line: string) => void },
+  options: {
+    rebuild: boolean;
+    log?: (line: string) => void;
+    /** false: ANALYZE only, leaving the visibility map unset (a table autovacuum has not reached yet). */
+    vacuum?: boolean;
+  },
 ): Promise<DatasetInfo> {
   const log = options.log ?? (() => {});
   const started = Date.now();
@@ -184,7 +194,7 @@ export async function ensureDataset(
     // The seed's indexes, exactly as runs-schema.ts declares them.
     await client.query(runsSchemaSql(spec.schema));
     log(`  indexed in ${((Date.now() - started) / 1000).toFixed(1)} s; vacuuming …`);
-    await client.query(`VACUUM (ANALYZE) "${spec.schema}".runs`);
+    await client.query(`${options.vacuum === false ? 'ANALYZE' : 'VACUUM (ANALYZE)'} "${spec.schema}".runs`);
     await client.query(`RESET maintenance_work_mem`);
     await client.query(`RESET synchronous_commit`);
     log(`  built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -192,8 +202,9 @@ export async function ensureDataset(
     // Cheap when nothing changed; keeps the visibility map and statistics fresh.
     await client.query(`VACUUM (ANALYZE) "${spec.schema}".runs`);
   }
-  const sizes = await client.query<{ table_bytes: string; index_bytes: string }>(
-    `SELECT pg_table_size(c.oid) AS table_bytes, pg_indexes_size(c.oid) AS index_bytes
+  const sizes = await client.query<{ table_bytes: string; index_bytes: string; all_visible: number }>(
+    `SELECT pg_table_size(c.oid) AS table_bytes, pg_indexes_size(c.oid) AS index_bytes,
+            c.relallvisible::float8 / greatest(c.relpages, 1) AS all_visible
      FROM pg_class c WHERE c.oid = '"${spec.schema}"."runs"'::regclass`,
   );
   const counts = await client.query<{ status: string; n: string }>(
@@ -206,6 +217,7 @@ export async function ensureDataset(
     tableBytes,
     indexBytes: Number(sizes.rows[0]!.index_bytes),
     bytesPerRow: Math.round(tableBytes / spec.rows),
+    allVisible: Number(sizes.rows[0]!.all_visible),
     counts: Object.fromEntries(counts.rows.map((r) => [r.status, Number(r.n)])),
   };
 }

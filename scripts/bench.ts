@@ -24,6 +24,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { startBridge } from '../lib/bridge';
 import { parseConfig, type Config } from '../lib/config';
+import { openDatabase } from '../lib/database';
+import { deadlineIn } from '../lib/deadline';
 import { runTick } from '../lib/tick';
 import { startPushgateway } from '../test/support/pushgateway';
 import { measureColdStart, median, packageFunction } from './bench-cold';
@@ -130,11 +132,12 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
   const pgVersion = (await client.query<{ v: string }>('SELECT version() AS v')).rows[0]!.v;
   const pgSettings = (
-    await client.query<{ name: string; setting: string; unit: string | null }>(
-      `SELECT name, setting, unit FROM pg_settings
-       WHERE name IN ('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', 'jit', 'random_page_cost')`,
+    await client.query<{ name: string; value: string }>(
+      `SELECT name, current_setting(name) AS value FROM pg_settings
+       WHERE name IN ('shared_buffers', 'work_mem', 'max_parallel_workers_per_gather', 'jit', 'random_page_cost')
+       ORDER BY name`,
     )
-  ).rows.map((r) => `${r.name}=${r.setting}${r.unit ?? ''}`);
+  ).rows.map((r) => `${r.name}=${r.value}`);
 
   const gateway = await startPushgateway();
   const bridge = await startBridge({ allow: [`${dbUrl.hostname}:${dbUrl.port || '5432'}`] });
@@ -144,6 +147,9 @@ async function main(): Promise<void> {
       const spec = parseSizeSpec(raw);
       const table = `${spec.schema}.runs`;
       const info = await ensureDataset(client, spec, { rebuild: options.rebuild, log });
+      if (info.allVisible < 0.99) {
+        log(`WARNING: only ${(info.allVisible * 100).toFixed(0)}% of ${table}'s pages are all-visible after VACUUM (a long transaction elsewhere?); index-only scans will visit the heap`);
+      }
       log(`${spec.label}: ${info.reused ? 'reused' : 'built'} ${table} (${(info.tableBytes / 2 ** 20).toFixed(0)} MiB heap, ${info.bytesPerRow} B/row); checking counts …`);
 
       // Exact counts: the collector's figures against a brute-force reference, one snapshot, one now().
@@ -157,6 +163,7 @@ async function main(): Promise<void> {
       // (a) database time, measured on the server.
       log(`${spec.label}: database time, ${options.dbRounds} rounds …`);
       const seedPerQuery: number[][] = [];
+      const planning: Record<'exact' | 'estimate', number[]> = { exact: [], estimate: [] };
       let seqScans = 0;
       const db = await interleaved(options.dbRounds + 1, {
         seed: async () => {
@@ -167,11 +174,13 @@ async function main(): Promise<void> {
         exact: async () => {
           const t = await explainCollector(client, table, undefined);
           seqScans += seqScansOn(t.plan, 'runs').length;
+          planning.exact.push(t.planningMs);
           return t.totalMs;
         },
         estimate: async () => {
           const t = await explainCollector(client, table, options.estimateAbove);
           seqScans += seqScansOn(t.plan, 'runs').length;
+          planning.estimate.push(t.planningMs);
           return t.totalMs;
         },
       });
@@ -206,6 +215,13 @@ async function main(): Promise<void> {
         seed: async () => (await runSeedTick(seedConfig)).durationMs,
         exact: collectorTick(collectorConfig),
         estimate: collectorTick(estimateConfig),
+        // What every tick pays before any query: the driver's connect and close through the bridge.
+        connect: async () => {
+          const t0 = performance.now();
+          const deadline = deadlineIn(60_000);
+          await (await openDatabase(collectorConfig, deadline)).close(deadline);
+          return performance.now() - t0;
+        },
       });
       const measured = (values: number[]) => values.slice(warmup);
 
@@ -217,6 +233,7 @@ async function main(): Promise<void> {
         tableBytes: info.tableBytes,
         indexBytes: info.indexBytes,
         bytesPerRow: info.bytesPerRow,
+        allVisible: info.allVisible,
         reused: info.reused,
         buildSeconds: info.buildSeconds,
         db: {
@@ -224,7 +241,9 @@ async function main(): Promise<void> {
           seedMs: median(dropFirst(db.seed)),
           seedPerQueryMs: [0, 1, 2, 3].map((q) => median(seedPerQuery.slice(1).map((r) => r[q]!))),
           exactMs: median(dropFirst(db.exact)),
+          exactPlanningMs: median(dropFirst(planning.exact)),
           estimateMs: median(dropFirst(db.estimate)),
+          estimatePlanningMs: median(dropFirst(planning.estimate)),
           seqScansOnRuns: seqScans,
         },
         e2e: {
@@ -232,6 +251,7 @@ async function main(): Promise<void> {
           seed: { p50: percentile(measured(e2e.seed), 50), p95: percentile(measured(e2e.seed), 95) },
           exact: { p50: percentile(measured(e2e.exact), 50), p95: percentile(measured(e2e.exact), 95) },
           estimate: { p50: percentile(measured(e2e.estimate), 50), p95: percentile(measured(e2e.estimate), 95) },
+          connect: { p50: percentile(measured(e2e.connect), 50), p95: percentile(measured(e2e.connect), 95) },
         },
         estimatedStatuses: estimated.collector.statuses.filter((s) => s.estimated).map((s) => s.status),
         exactCountsVerified: true,
