@@ -31,7 +31,7 @@ export interface SizeResult {
     estimatePlanningMs: number;
     seqScansOnRuns: number;
   };
-  e2e: { ticks: number; seed: Percentiles; exact: Percentiles; estimate: Percentiles; connect: Percentiles };
+  e2e: { ticks: number; seedTicks: number; seed: Percentiles; exact: Percentiles; estimate: Percentiles; connect: Percentiles };
   estimatedStatuses: string[];
   exactCountsVerified: boolean;
 }
@@ -178,7 +178,7 @@ export function renderMarkdown(r: BenchReport): string {
   );
   lines.push(
     '',
-    `Database time: median of ${r.sizes[0]?.db.rounds ?? '?'} rounds per shape. End to end: ${r.sizes[0]?.e2e.ticks ?? '?'} ticks per shape.`,
+    `Database time: median of ${r.sizes[0]?.db.rounds ?? '?'} rounds per shape. End to end: ${r.sizes[0]?.e2e.ticks ?? '?'} ticks per collector shape and for the connect baseline; the seed shape ${[...new Set(r.sizes.map((s) => s.e2e.seedTicks))].length === 1 ? `${r.sizes[0]?.e2e.seedTicks} ticks` : r.sizes.map((s) => `${s.e2e.seedTicks} ticks at ${s.label}`).join(', ')} (above 1M rows a seed tick takes tens of seconds, so fewer were run there; its p95 over few ticks is rough).`,
     '',
     'The seed\'s database time by query (median ms): 1 `GROUP BY status` · 2 ready/future `FILTER` over the whole table · 3 oldest ready `MIN(queued_at)` · 4 leases:',
     '',
