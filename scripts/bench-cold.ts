@@ -5,9 +5,10 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 
 export const ZIP_NAME = 'xyn-metrics.zip';
 export const BUNDLE_PATH = 'functions/collect.js';
@@ -37,18 +38,58 @@ export function packageFunction(root: string): PackageResult {
   return { outDir, zipPath, zipBytes: statSync(zipPath).size, packageSeconds: (performance.now() - started) / 1000 };
 }
 
-/** Unzip into a fresh temporary directory; the caller removes it. */
-export function unzipTo(zipPath: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'xyn-bundle-'));
-  const run = spawnSync('unzip', ['-q', zipPath, '-d', dir], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`unzip failed: ${run.stderr || run.error?.message}`);
-  return dir;
+export interface ZipEntry {
+  name: string;
+  data: Buffer;
+}
+
+/**
+ * The entries of a zip file, read with Node alone (no `unzip` binary needed):
+ * the central directory names each entry and where its local header is; data
+ * is stored (method 0) or deflated (method 8), which is all a packager writes.
+ */
+export function readZip(zipPath: string): ZipEntry[] {
+  const zip = readFileSync(zipPath);
+  const eocd = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  if (eocd < 0) throw new Error(`${zipPath} is not a zip file (no end of central directory)`);
+  const count = zip.readUInt16LE(eocd + 10);
+  let offset = zip.readUInt32LE(eocd + 16);
+  const entries: ZipEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    if (zip.readUInt32LE(offset) !== 0x02014b50) throw new Error(`${zipPath}: bad central directory entry ${i}`);
+    const method = zip.readUInt16LE(offset + 10);
+    const compressedSize = zip.readUInt32LE(offset + 20);
+    const nameLength = zip.readUInt16LE(offset + 28);
+    const extraLength = zip.readUInt16LE(offset + 30);
+    const commentLength = zip.readUInt16LE(offset + 32);
+    const local = zip.readUInt32LE(offset + 42);
+    const name = zip.toString('utf8', offset + 46, offset + 46 + nameLength);
+    offset += 46 + nameLength + extraLength + commentLength;
+
+    if (zip.readUInt32LE(local) !== 0x04034b50) throw new Error(`${zipPath}: bad local header for ${name}`);
+    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const raw = zip.subarray(start, start + compressedSize);
+    if (method !== 0 && method !== 8) throw new Error(`${zipPath}: ${name} uses compression method ${method}`);
+    entries.push({ name, data: method === 8 ? inflateRawSync(raw) : Buffer.from(raw) });
+  }
+  return entries;
 }
 
 export function zipEntries(zipPath: string): string[] {
-  const run = spawnSync('unzip', ['-Z1', zipPath], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`unzip -Z1 failed: ${run.stderr || run.error?.message}`);
-  return run.stdout.split('\n').filter(Boolean);
+  return readZip(zipPath).map((e) => e.name);
+}
+
+/** Unpack into a fresh temporary directory; the caller removes it. */
+export function unzipTo(zipPath: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'xyn-bundle-'));
+  for (const entry of readZip(zipPath)) {
+    const target = path.resolve(dir, entry.name);
+    if (!target.startsWith(dir + path.sep)) throw new Error(`${zipPath}: entry ${entry.name} points outside the directory`);
+    if (entry.name.endsWith('/')) continue;
+    mkdirSync(path.dirname(target), { recursive: true });
+    writeFileSync(target, entry.data);
+  }
+  return dir;
 }
 
 export interface ColdStart {
