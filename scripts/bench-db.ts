@@ -125,6 +125,18 @@ FROM ${t}`;
 }
 
 /** Run the collector's statement and the reference in one REPEATABLE READ transaction. */
+/** Largest relative error among the estimated statuses (0 when none is estimated). */
+export function largestEstimateError(actual: QueueSnapshot, reference: QueueSnapshot): { status: string; error: number } | undefined {
+  const ref = new Map(reference.statuses.map((s) => [s.status, s.count]));
+  let worst: { status: string; error: number } | undefined;
+  for (const s of actual.statuses.filter((x) => x.estimated)) {
+    const truth = ref.get(s.status) ?? 0;
+    const error = truth === 0 ? Infinity : Math.abs(s.count - truth) / truth;
+    if (!worst || error > worst.error) worst = { status: s.status, error };
+  }
+  return worst;
+}
+
 export async function checkExactness(
   client: pg.Client,
   table: string,
@@ -142,8 +154,22 @@ export async function checkExactness(
   }
 }
 
-/** Where two snapshots differ (estimated statuses compared within `tolerance`, a fraction). */
-export function snapshotDifferences(actual: QueueSnapshot, reference: QueueSnapshot, tolerance = 0): string[] {
+/**
+ * How far a planner estimate may be from the truth: ANALYZE samples a fixed
+ * 300 x statistics target rows (30,000 by default) whatever the table's size,
+ * so a status's share is known to about ±sqrt(p(1-p)/30000) <= ±0.3% of the
+ * table. 1% of the table's rows is more than three standard errors for any
+ * status share.
+ */
+export function estimateAllowance(tableRows: number): number {
+  return Math.ceil(tableRows * 0.01);
+}
+
+/**
+ * Where two snapshots differ. Estimated statuses may be off by `allowance`
+ * runs (see estimateAllowance); everything else must be equal.
+ */
+export function snapshotDifferences(actual: QueueSnapshot, reference: QueueSnapshot, allowance = 0): string[] {
   const out: string[] = [];
   for (const key of ['dbNowSeconds', 'ready', 'future', 'oldestReadySeconds', 'expiredLeases', 'activeLeases'] as const) {
     if (actual[key] !== reference[key]) out.push(`${key}: ${actual[key]} != ${reference[key]}`);
@@ -155,7 +181,7 @@ export function snapshotDifferences(actual: QueueSnapshot, reference: QueueSnaps
   for (const s of actual.statuses) {
     const expected = ref.get(s.status);
     if (expected === undefined) out.push(`status ${s.status} not in the reference`);
-    else if (s.estimated ? Math.abs(s.count - expected) > tolerance * expected : s.count !== expected) {
+    else if (s.estimated ? Math.abs(s.count - expected) > allowance : s.count !== expected) {
       out.push(`${s.status}: ${s.count}${s.estimated ? ' (estimated)' : ''} != ${expected}`);
     }
   }

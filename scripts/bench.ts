@@ -31,13 +31,19 @@ import { runTick } from '../lib/tick';
 import { startPushgateway } from '../test/support/pushgateway';
 import { measureColdStart, median, packageFunction } from './bench-cold';
 import { ensureDataset, parseCount, parseSizeSpec } from './bench-data';
-import { checkExactness, explainCollector, explainSeed, seqScansOn, snapshotDifferences } from './bench-db';
+import {
+  checkExactness,
+  estimateAllowance,
+  explainCollector,
+  explainSeed,
+  largestEstimateError,
+  seqScansOn,
+  snapshotDifferences,
+} from './bench-db';
 import { renderMarkdown, renderTable, type BenchReport, type SizeResult } from './bench-report';
 import { runSeedTick } from './bench-seed';
 
 const DEFAULT_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
-/** Estimated terminal statuses may be off by this fraction of the true count (planner sample). */
-export const ESTIMATE_TOLERANCE = 0.05;
 
 interface Options {
   sizes: string[];
@@ -164,8 +170,9 @@ async function main(): Promise<void> {
       const exact = await checkExactness(client, table, undefined);
       const exactDiffs = snapshotDifferences(exact.collector, exact.reference);
       const estimated = await checkExactness(client, table, options.estimateAbove);
-      const estimateDiffs = snapshotDifferences(estimated.collector, estimated.reference, ESTIMATE_TOLERANCE);
+      const estimateDiffs = snapshotDifferences(estimated.collector, estimated.reference, estimateAllowance(spec.rows));
       if (exactDiffs.length > 0) throw new Error(`${spec.label}: the collector's counts are not exact: ${exactDiffs.join('; ')}`);
+      // Only the estimated statuses may differ, and only within the allowance; anything else is a bug.
       if (estimateDiffs.length > 0) throw new Error(`${spec.label}: estimate mode is off: ${estimateDiffs.join('; ')}`);
 
       // (a) database time, measured on the server.
@@ -265,6 +272,7 @@ async function main(): Promise<void> {
           connect: { p50: percentile(measured(e2e.connect), 50), p95: percentile(measured(e2e.connect), 95) },
         },
         estimatedStatuses: estimated.collector.statuses.filter((s) => s.estimated).map((s) => s.status),
+        largestEstimateError: largestEstimateError(estimated.collector, estimated.reference),
         exactCountsVerified: true,
       };
       results.push(result);
@@ -306,7 +314,6 @@ async function main(): Promise<void> {
     },
     postgres: { version: pgVersion, settings: pgSettings },
     estimateAbove: options.estimateAbove,
-    estimateTolerance: ESTIMATE_TOLERANCE,
     sizes: results,
     artifact: { zipBytes: packaged.zipBytes, ...cold },
   };
