@@ -193,7 +193,7 @@ export function renderMarkdown(r: BenchReport): string {
     '|---|---:|---:|---:|---:|---:|---|---:|---|',
     ...r.sizes.map(
       (s) =>
-        `| ${s.label} | ${['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'].map((k) => int(s.counts[k] ?? 0)).join(' | ')} | ${s.estimatedStatuses.join(', ') || 'none'}${s.largestEstimateError ? ` (${s.largestEstimateError.status} ${(s.largestEstimateError.error * 100).toFixed(1)}%)` : ''} | ${(s.allVisible * 100).toFixed(0)}% | ${s.reused ? 'reused' : `in ${s.buildSeconds.toFixed(0)} s`} |`,
+        `| ${s.label} | ${['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'].map((k) => int(s.counts[k] ?? 0)).join(' | ')} | ${s.estimatedStatuses.join(', ') || 'none'}${s.largestEstimateError ? `; largest error ${(s.largestEstimateError.error * 100).toFixed(1)}% (${s.largestEstimateError.status})` : ''} | ${(s.allVisible * 100).toFixed(0)}% | ${s.reused ? 'reused' : `in ${s.buildSeconds.toFixed(0)} s`} |`,
     ),
     '',
     `**Deployed artifact**: zip ${int(a.zipBytes)} bytes (${(a.zipBytes / 1024).toFixed(1)} KiB), bundle ${int(a.bundleBytes)} bytes. Cold start (median of ${a.runs} fresh processes): \`node\` + require of the bundle ${ms(a.processWithRequireMs)} ms vs bare \`node\` ${ms(a.processBaselineMs)} ms; the require alone ${ms(a.requireMs)} ms.`,
