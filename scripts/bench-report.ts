@@ -215,7 +215,7 @@ export const ESTIMATE_TRADE = `## Reading the figures
   costs the database, and it is what grows with the table.
 - **End to end** adds what every tick pays whatever its SQL: a fresh driver
   connection (WebSocket through the bridge, startup, password authentication),
-  closing it, and the push. On this loaded 2-core machine that fixed part is
+  closing it, and the push. On this 2-core machine that fixed part is
   most of a small table's tick (compare the "connect + close alone" column);
   the seed shape adds three more round trips and its database time on top.
   Against Neon the round trips are network round trips, so one batch instead
@@ -267,9 +267,10 @@ stops growing with the history: it follows the active queue.
   gauges stay exact, always, whatever their size: every alerting gauge is exact.
 - A terminal status above N is approximate. \`ANALYZE\` samples 30,000 rows
   whatever the table's size (300 × the statistics target), so a status's share
-  is known to about ±0.3% of the table: a status that is 88% of the table is
-  off by well under 1% of its count, one that is 3% by several percent (see the
-  largest error per size above). \`ALTER TABLE runs ALTER COLUMN status SET
+  is known to within about ±0.3% of the table (one standard error): a status
+  that is 88% of the table is off by well under 1% of its count, one that is a
+  few percent of the table by several percent of its count (see the largest
+  error per size above). \`ALTER TABLE runs ALTER COLUMN status SET
   STATISTICS 1000\` samples ten times more. The figure is also as stale as the
   statistics, so it moves in steps when (auto)analyze runs, not every tick. \`rate()\`/\`increase()\` over
   such a series means little; use it for the table's shape, not for alerting.
