@@ -28,6 +28,19 @@ export interface TestPushgateway {
 }
 
 export async function startPushgateway(extraArgs: string[] = []): Promise<TestPushgateway> {
+  // A free port can be taken between picking and binding it; try a few.
+  let last: unknown;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    try {
+      return await startPushgatewayOnce(extraArgs);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}
+
+async function startPushgatewayOnce(extraArgs: string[]): Promise<TestPushgateway> {
   const port = await freePort();
   // --persistence.file= keeps it in memory: Debian's default file is shared by every gateway on the machine.
   const child = spawn(pushgatewayBinary(), ['--persistence.file=', `--web.listen-address=127.0.0.1:${port}`, ...extraArgs], {
