@@ -10,8 +10,14 @@ import ws from 'ws';
 import type { Config } from './config';
 import { withDeadline, type Deadline } from './deadline';
 
-/** How long a clean close may take before the socket is cut; the data is already in hand. */
-const CLOSE_GRACE_MS = 1_000;
+/**
+ * How long a clean close may take before the socket is cut. A WebSocket close
+ * waits for the peer's close frame (the ws library gives up only after 30 s),
+ * so a peer that never answers would hold the tick. Cutting is safe: the data
+ * is already in hand, the transaction was READ ONLY, and the server sees the
+ * TCP connection drop. So a cut close does not fail the tick (it is logged).
+ */
+export const CLOSE_GRACE_MS = 1_000;
 
 export interface DriverSettings {
   wsProxy?: string | ((host: string, port: number | string) => string);
@@ -50,6 +56,7 @@ export interface DatabaseSession {
   close(deadline: Deadline): Promise<{ forced: boolean }>;
 }
 
+/** Drop the WebSocket at once (no close handshake), whatever state it is in. */
 function cut(client: Client): void {
   const socket = client.neonConfig as unknown as NeonSocketLike;
   try {
@@ -81,7 +88,7 @@ export async function openDatabase(config: Config, deadline: Deadline): Promise<
     },
     async close(deadline) {
       try {
-        await withDeadline('database close', deadline, client.end(), () => cut(client), CLOSE_GRACE_MS);
+        await withDeadline('database close', deadline, client.end(), () => cut(client), CLOSE_GRACE_MS, 'close grace');
         return { forced: false };
       } catch {
         cut(client);
