@@ -56,6 +56,19 @@ export interface DatabaseSession {
   close(deadline: Deadline): Promise<{ forced: boolean }>;
 }
 
+/**
+ * The driver rejects with whatever its socket emitted, which for a WebSocket
+ * failure is an ErrorEvent, not an Error ("[object Object]" in a message).
+ */
+export function asError(error: unknown): Error {
+  if (error instanceof Error) return error;
+  const event = error as { error?: unknown; message?: unknown; type?: unknown } | null;
+  if (event?.error instanceof Error) return event.error;
+  if (typeof event?.message === 'string' && event.message) return new Error(event.message);
+  if (typeof event?.type === 'string') return new Error(`WebSocket ${event.type}`);
+  return new Error(String(error));
+}
+
 /** Drop the WebSocket at once (no close handshake), whatever state it is in. */
 function cut(client: Client): void {
   const socket = client.neonConfig as unknown as NeonSocketLike;
@@ -64,6 +77,10 @@ function cut(client: Client): void {
   } catch {
     // already gone
   }
+}
+
+function rethrowAsError(error: unknown): never {
+  throw asError(error);
 }
 
 export async function openDatabase(config: Config, deadline: Deadline): Promise<DatabaseSession> {
@@ -75,7 +92,7 @@ export async function openDatabase(config: Config, deadline: Deadline): Promise<
   client.on('error', () => {});
 
   try {
-    await withDeadline('database connect', deadline, client.connect(), () => cut(client));
+    await withDeadline('database connect', deadline, client.connect().catch(rethrowAsError), () => cut(client));
   } catch (error) {
     cut(client);
     throw error;
@@ -83,7 +100,8 @@ export async function openDatabase(config: Config, deadline: Deadline): Promise<
 
   return {
     async batch(sql, deadline) {
-      const result = await withDeadline('database query', deadline, client.query(sql) as Promise<unknown>, () => cut(client));
+      const query = (client.query(sql) as Promise<unknown>).catch(rethrowAsError);
+      const result = await withDeadline('database query', deadline, query, () => cut(client));
       return (Array.isArray(result) ? result : [result]) as QueryResultLike[];
     },
     async close(deadline) {
