@@ -26,6 +26,10 @@ import {
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 
+// Debian's pushgateway persists to /var/lib/prometheus/pushgateway.data by default,
+// which every test gateway on the machine would share; keep ours in memory.
+const IN_MEMORY = ['--persistence.file='];
+
 /** How late past its deadline a tick may end: timers, a loaded 2-core CI machine. */
 const SLACK_MS = 700;
 
@@ -35,7 +39,7 @@ let bridge: Bridge;
 
 beforeAll(async () => {
   db = await createTestDatabase('deadline');
-  gateway = await startPushgateway();
+  gateway = await startPushgateway(IN_MEMORY);
   bridge = await startBridge();
   await db.query(`INSERT INTO ${db.table} (status, run_at) VALUES ('QUEUED', now() - interval '1 minute'), ('QUEUED', now() + interval '1 hour')`);
 });

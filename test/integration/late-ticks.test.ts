@@ -12,10 +12,18 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../functions/collect';
 import { startBridge, type Bridge } from '../../lib/bridge';
+import { deadlineIn } from '../../lib/deadline';
+import { buildRegistry } from '../../lib/metrics';
+import { pushToGateway } from '../../lib/push';
+import type { QueueSnapshot } from '../../lib/snapshot';
 import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
 import { silentTcpServer, type Misbehaving } from '../support/misbehaving';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { sample, startPushgateway, type TestPushgateway } from '../support/pushgateway';
+import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
+
+// Debian's pushgateway persists to /var/lib/prometheus/pushgateway.data by default,
+// which every test gateway on the machine would share; keep ours in memory.
+const IN_MEMORY = ['--persistence.file='];
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -94,7 +102,7 @@ describe('the handler refuses a late event', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('late');
-    gateway = await startPushgateway();
+    gateway = await startPushgateway(IN_MEMORY);
     bridge = await startBridge();
     silent = await silentTcpServer();
   });
@@ -175,5 +183,49 @@ describe('the handler refuses a late event', () => {
     expect(line).toMatchObject({ level: 'error', msg: 'bad scheduled event' });
     expect(silent.received()).toBe(0);
     expect(await pushTime()).toBe(before);
+  });
+});
+
+describe('overlapping pushes', () => {
+  let gateway: TestPushgateway;
+  beforeAll(async () => {
+    gateway = await startPushgateway(IN_MEMORY);
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+
+  function snapshot(statuses: string[], ready: number): QueueSnapshot {
+    return {
+      dbNowSeconds: 0,
+      statuses: statuses.map((status) => ({ status, count: ready, estimated: false })),
+      ready,
+      future: 0,
+      oldestReadySeconds: 0,
+      expiredLeases: 0,
+      activeLeases: 0,
+    };
+  }
+
+  it('racing PUTs leave one whole registry in the group, never a mix (why reserved concurrency 1 is enough)', async () => {
+    const config = { url: gateway.url, auth: undefined, job: 'xyn_race', grouping: {}, caFile: undefined };
+    const a = buildRegistry(snapshot(['A1', 'A2'], 1), { up: true, durationSeconds: 0.1 });
+    const b = buildRegistry(snapshot(['B1', 'B2', 'B3'], 2), { up: true, durationSeconds: 0.2 });
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => pushToGateway(i % 2 ? a : b, config, deadlineIn(10_000), { attemptTimeoutMs: 5_000, retries: 0 })),
+      );
+      const text = await gateway.scrape();
+      const job = { job: 'xyn_race' };
+      const statuses = text
+        .split('\n')
+        .filter((l) => l.startsWith('xyn_queue_depth{') && l.includes('job="xyn_race"'))
+        .map((l) => /status="([^"]+)"/.exec(l)![1])
+        .sort();
+      const ready = sample(text, 'xyn_queue_ready_depth', job);
+      expect([['A1', 'A2'], ['B1', 'B2', 'B3']]).toContainEqual(statuses);
+      expect(ready).toBe(statuses[0]!.startsWith('A') ? 1 : 2);
+      expect(samples(text, 'xyn_collector_duration_seconds', job)).toEqual([statuses[0]!.startsWith('A') ? 0.1 : 0.2]);
+    }
   });
 });
