@@ -23,6 +23,7 @@ import {
   webSocketPeerThatNeverCloses,
   type Misbehaving,
 } from '../support/misbehaving';
+import { freePort } from '../support/net';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 
@@ -235,6 +236,13 @@ describe('database deadline', () => {
       await expectCutAtTheDatabaseDeadline(run, 'query', 'xyn_dl_query');
       await expectNothingLeftBehind(silent, baseline);
     });
+  });
+
+  it('a proxy that refuses the connection fails at once with the cause, not at the deadline', async () => {
+    const port = await freePort(); // nothing listens there
+    const run = await invoke({ ...budget, DATABASE_WS_PROXY: `127.0.0.1:${port}/v1`, PUSHGATEWAY_JOB: 'xyn_dl_refused' });
+    expect(oneLine(run.error)).toBe(`xyn-metrics tick failed: database 127.0.0.1: connect ECONNREFUSED 127.0.0.1:${port}`);
+    expect(run.elapsed).toBeLessThan(1_500);
   });
 
   it('a WebSocket peer that never closes: the close is cut after its grace, the tick succeeds with the data it read', async () => {
