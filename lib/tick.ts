@@ -10,7 +10,7 @@
 import type { Registry } from 'prom-client';
 import type { Config } from './config';
 import { openDatabase } from './database';
-import { deadlineIn, type Deadline } from './deadline';
+import { deadlineBefore, deadlineIn, type Deadline } from './deadline';
 import { redactingSink, stdoutSink, type LogSink } from './log';
 import { buildRegistry } from './metrics';
 import { groupPath, PushError, pushToGateway } from './push';
@@ -49,13 +49,25 @@ export interface TickOptions {
   context?: Record<string, unknown>;
 }
 
-/** The statement timeout never outlives the tick: what is left, less room to push. */
-function statementBudgetMs(config: Config, deadline: Deadline): number {
-  const leaveForPush = config.pushgateway ? Math.min(config.pushAttemptTimeoutMs, deadline.remainingMs() / 3) : 0;
-  return Math.max(10, Math.min(config.statementTimeoutMs, Math.floor(deadline.remainingMs() - leaveForPush)));
+/**
+ * Time kept back from the database for the push: a database that hangs must
+ * still leave time to push xyn_collector_up 0, or its old figures stay on display.
+ */
+function pushReserveMs(config: Config, deadline: Deadline): number {
+  return config.pushgateway ? Math.min(config.pushAttemptTimeoutMs, deadline.remainingMs() / 3) : 0;
 }
 
-export async function readQueueSnapshot(config: Config, deadline: Deadline): Promise<QueueSnapshot> {
+/** The statement timeout never outlives the database's share of the tick. */
+function statementBudgetMs(config: Config, deadline: Deadline): number {
+  return Math.max(10, Math.min(config.statementTimeoutMs, Math.floor(deadline.remainingMs())));
+}
+
+/** `deadline` bounds connect, statement and close; `onClosed` learns whether the close had to be cut. */
+export async function readQueueSnapshot(
+  config: Config,
+  deadline: Deadline,
+  onClosed?: (closed: { forced: boolean }) => void,
+): Promise<QueueSnapshot> {
   const statementMs = statementBudgetMs(config, deadline);
   const sql = snapshotBatchSql(
     [queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove })],
@@ -66,7 +78,7 @@ export async function readQueueSnapshot(config: Config, deadline: Deadline): Pro
   try {
     results = await session.batch(sql, deadline);
   } finally {
-    await session.close(deadline);
+    onClosed?.(await session.close(deadline));
   }
   const select = results.find((r) => r.command === 'SELECT');
   const row = select?.rows[0];
@@ -85,8 +97,10 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
 
   let snapshot: QueueSnapshot | undefined;
   let dbError: string | undefined;
+  let dbCloseForced = false;
   try {
-    snapshot = await readQueueSnapshot(config, deadline);
+    const dbDeadline = deadlineBefore(deadline, pushReserveMs(config, deadline), 'for the push');
+    snapshot = await readQueueSnapshot(config, dbDeadline, (closed) => (dbCloseForced = closed.forced));
   } catch (error) {
     dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
   }
@@ -135,6 +149,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     db_ms: dbMs,
     pushed_to: pushedTo ?? (config.pushgateway ? undefined : 'dry-run'),
     push_attempts: config.pushgateway ? attempts : undefined,
+    ...(dbCloseForced ? { db_close: 'cut' } : {}),
     ...(snapshot ? { figures: summarize(snapshot) } : {}),
     ...(snapshot?.statuses.some((s) => s.estimated)
       ? { estimated_statuses: snapshot.statuses.filter((s) => s.estimated).map((s) => s.status) }
@@ -150,11 +165,15 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
 /**
  * A scheduled event delivered late (Lambda retries and queues async events for
  * hours) must not overwrite fresher figures. Returns the age when too old.
+ * No time (a manual invoke) is never late; a time that is not a timestamp is a
+ * misconfigured schedule input and throws rather than pass unchecked.
  */
 export function lateBySeconds(eventTime: string | undefined, nowMs: number, maxAgeSeconds: number): number | undefined {
   if (!eventTime || maxAgeSeconds <= 0) return undefined;
   const scheduled = Date.parse(eventTime);
-  if (Number.isNaN(scheduled)) return undefined;
+  if (Number.isNaN(scheduled)) {
+    throw new Error(`the event's time "${eventTime.slice(0, 60)}" is not a timestamp; the schedule must deliver its scheduled time in "time"`);
+  }
   const age = (nowMs - scheduled) / 1000;
   return age > maxAgeSeconds ? age : undefined;
 }
