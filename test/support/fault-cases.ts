@@ -276,3 +276,47 @@ export async function runFaultCase(c: FaultCase, ctx: FaultContext): Promise<Inv
   if (process.env.FAULT_TIMINGS) console.log(c.name, healthy.elapsedMs, failed.elapsedMs, recovered.elapsedMs);
   return [healthy, failed, recovered];
 }
+
+export interface ConfigCase {
+  name: string;
+  env: Record<string, string | undefined>;
+  /** The variable the one line must name. */
+  variable: string;
+  cause: RegExp;
+}
+
+/**
+ * Bad configuration, applied on top of a healthy environment: every required
+ * variable missing and empty, malformed values of every kind.
+ */
+export const CONFIG_CASES: ConfigCase[] = [
+  { name: 'DATABASE_URL missing', env: { DATABASE_URL: undefined }, variable: 'DATABASE_URL', cause: /is not set; it is required/ },
+  { name: 'DATABASE_URL empty', env: { DATABASE_URL: '' }, variable: 'DATABASE_URL', cause: /is empty; it is required/ },
+  { name: 'DATABASE_URL without a scheme', env: { DATABASE_URL: 'postgres:Pa55-in-the-wrong-place@127.0.0.1:5432/postgres' }, variable: 'DATABASE_URL', cause: /has no scheme/ },
+  { name: 'DATABASE_URL port out of range', env: { DATABASE_URL: 'postgresql://postgres:x@127.0.0.1:70000/postgres' }, variable: 'DATABASE_URL', cause: /port out of range: 70000/ },
+  { name: 'DATABASE_URL with another scheme', env: { DATABASE_URL: 'http://127.0.0.1:5432/postgres' }, variable: 'DATABASE_URL', cause: /must start with postgresql:\/\// },
+  { name: 'DATABASE_URL without a database', env: { DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432' }, variable: 'DATABASE_URL', cause: /names no database/ },
+  { name: 'PUSHGATEWAY_URL missing', env: { PUSHGATEWAY_URL: undefined }, variable: 'PUSHGATEWAY_URL', cause: /is not set; it is required/ },
+  { name: 'PUSHGATEWAY_URL empty', env: { PUSHGATEWAY_URL: '' }, variable: 'PUSHGATEWAY_URL', cause: /is empty; it is required/ },
+  { name: 'PUSHGATEWAY_URL without a scheme', env: { PUSHGATEWAY_URL: '127.0.0.1:9091' }, variable: 'PUSHGATEWAY_URL', cause: /has no scheme/ },
+  { name: 'PUSHGATEWAY_URL port out of range', env: { PUSHGATEWAY_URL: 'http://127.0.0.1:0' }, variable: 'PUSHGATEWAY_URL', cause: /port out of range: 0/ },
+  { name: 'RUNS_TABLE with SQL in it', env: { RUNS_TABLE: 'runs; DROP TABLE runs; --' }, variable: 'RUNS_TABLE', cause: /made of letters, digits and underscores/ },
+  { name: 'RUNS_TABLE with a quote', env: { RUNS_TABLE: 'runs" WHERE false --' }, variable: 'RUNS_TABLE', cause: /made of letters, digits and underscores/ },
+  { name: 'TICK_TIMEOUT_MS not a number', env: { TICK_TIMEOUT_MS: 'thirty' }, variable: 'TICK_TIMEOUT_MS', cause: /must be a whole number/ },
+  { name: 'DB_STATEMENT_TIMEOUT_MS with a unit', env: { DB_STATEMENT_TIMEOUT_MS: '5s' }, variable: 'DB_STATEMENT_TIMEOUT_MS', cause: /must be a whole number/ },
+  { name: 'DB_LOCK_TIMEOUT_MS negative', env: { DB_LOCK_TIMEOUT_MS: '-5' }, variable: 'DB_LOCK_TIMEOUT_MS', cause: /must be a whole number/ },
+  { name: 'PUSH_TIMEOUT_MS out of range', env: { PUSH_TIMEOUT_MS: '0' }, variable: 'PUSH_TIMEOUT_MS', cause: /must be between/ },
+  { name: 'PUSH_RETRIES not a number', env: { PUSH_RETRIES: 'a few' }, variable: 'PUSH_RETRIES', cause: /must be a whole number/ },
+  { name: 'MAX_EVENT_AGE_SECONDS not a number', env: { MAX_EVENT_AGE_SECONDS: '1.5' }, variable: 'MAX_EVENT_AGE_SECONDS', cause: /must be a whole number/ },
+  { name: 'STATUS_ESTIMATE_ABOVE not a number', env: { STATUS_ESTIMATE_ABOVE: 'lots' }, variable: 'STATUS_ESTIMATE_ABOVE', cause: /must be a whole number/ },
+  { name: 'PUSHGATEWAY_JOB with a slash', env: { PUSHGATEWAY_JOB: 'xyn/../admin' }, variable: 'PUSHGATEWAY_JOB', cause: /letters, digits/ },
+  { name: 'PUSHGATEWAY_GROUPING malformed', env: { PUSHGATEWAY_GROUPING: 'env:prod' }, variable: 'PUSHGATEWAY_GROUPING', cause: /must look like/ },
+  { name: 'PUSHGATEWAY_CA_FILE missing file', env: { PUSHGATEWAY_URL: 'https://127.0.0.1:9091', PUSHGATEWAY_CA_FILE: '/nonexistent/ca.pem' }, variable: 'PUSHGATEWAY_CA_FILE', cause: /cannot be read/ },
+  { name: 'PUSHGATEWAY_PASSWORD without a user', env: { PUSHGATEWAY_TOKEN: undefined, PUSHGATEWAY_PASSWORD: 'Lonely-Pa55' }, variable: 'PUSHGATEWAY_USERNAME', cause: /is set but PUSHGATEWAY_USERNAME is not/ },
+  { name: 'PUSHGATEWAY_TOKEN with a newline', env: { PUSHGATEWAY_TOKEN: 'abc\r\nX-Evil: 1' }, variable: 'PUSHGATEWAY_TOKEN', cause: /control character/ },
+  { name: 'PUSH_DRY_RUN not a flag', env: { PUSH_DRY_RUN: 'yes please' }, variable: 'PUSH_DRY_RUN', cause: /true or false/ },
+  { name: 'DATABASE_WS_PROXY with a scheme', env: { DATABASE_WS_PROXY: 'ws://127.0.0.1:8089/v1' }, variable: 'DATABASE_WS_PROXY', cause: /without a scheme/ },
+  { name: 'DATABASE_WS_PROXY on another host', env: { DATABASE_WS_PROXY: '192.0.2.10:8089/v1' }, variable: 'DATABASE_WS_PROXY', cause: /loopback/ },
+  { name: 'DATABASE_WS_PROXY with a Neon host', env: { DATABASE_URL: 'postgresql://xyn:x@ep-cool-name-123456.eu-central-1.aws.neon.tech/neondb' }, variable: 'DATABASE_WS_PROXY', cause: /Neon hosts always use the secure WebSocket/ },
+  { name: 'NODE_TLS_REJECT_UNAUTHORIZED=0', env: { NODE_TLS_REJECT_UNAUTHORIZED: '0' }, variable: 'NODE_TLS_REJECT_UNAUTHORIZED', cause: /turns certificate checks off/ },
+];
