@@ -5,13 +5,14 @@
  * servers that misbehave on purpose.
  */
 
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'vitest';
 import { collect } from '../../functions/collect';
 import { startBridge, type Bridge } from '../../lib/bridge';
 import { captureOutput, lambdaContext, scheduledEvent, withEnv } from './lambda';
-import { createTestDatabase, type TestDatabase } from './postgres';
+import { adminClient, createTestDatabase, type TestDatabase } from './postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from './pushgateway';
 
 /**
@@ -25,7 +26,10 @@ export function startIsolatedPushgateway(): Promise<TestPushgateway> {
 }
 
 export interface Stack {
+  /** Admin access to the test schema (superuser). */
   db: TestDatabase;
+  /** The collector's own role: SELECT on the test schema, nothing else. */
+  reader: TestRole;
   gateway: TestPushgateway;
   bridge: Bridge;
   close(): Promise<void>;
@@ -33,15 +37,18 @@ export interface Stack {
 
 export async function startStack(prefix: string): Promise<Stack> {
   const db = await createTestDatabase(prefix);
+  const reader = await createReaderRole(db, { iterations: 16 });
   const gateway = await startIsolatedPushgateway();
   const bridge = await startBridge();
   return {
     db,
+    reader,
     gateway,
     bridge,
     async close() {
       await bridge.close();
       await gateway.stop();
+      await reader.drop();
       await db.close();
     },
   };
@@ -50,7 +57,7 @@ export async function startStack(prefix: string): Promise<Stack> {
 /** The environment of a healthy tick against the stack. */
 export function baseEnv(stack: Stack, job = 'xyn_metrics'): Record<string, string | undefined> {
   return {
-    DATABASE_URL: stack.db.url,
+    DATABASE_URL: stack.reader.url,
     DATABASE_WS_PROXY: stack.bridge.proxy,
     PUSHGATEWAY_URL: stack.gateway.url,
     PUSHGATEWAY_JOB: job,
@@ -284,4 +291,65 @@ export async function deleteGroup(gatewayUrl: string, groupPath: string): Promis
     const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
     return samples(text, 'push_time_seconds', { job }).length === 0 ? true : undefined;
   });
+}
+
+/**
+ * A SCRAM-SHA-256 verifier with a chosen iteration count. PostgreSQL 15 stores
+ * 4096 iterations, and the Neon driver runs each as an awaited WebCrypto call
+ * (~0.2-0.4 s per connect on a busy 2-core machine); a test that connects
+ * hundreds of times uses a role stored with fewer. Auth is still real SCRAM.
+ */
+export function scramVerifier(password: string, iterations: number): string {
+  const salt = randomBytes(16);
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+export interface TestRole {
+  name: string;
+  password: string;
+  /** DATABASE_URL for the role. */
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A login role that may read every table of the test schema and nothing else
+ * (the least-privilege grant of docs/least-privilege.sql, in its simplest form).
+ */
+export async function createReaderRole(db: TestDatabase, options: { password?: string; iterations?: number } = {}): Promise<TestRole> {
+  const name = `xyn_reader_${randomBytes(4).toString('hex')}`;
+  const password = options.password ?? `pw-${randomBytes(6).toString('hex')}`;
+  const secret = options.iterations === undefined ? password : scramVerifier(password, options.iterations);
+  const admin = await adminClient();
+  try {
+    const s = `"${db.schema}"`;
+    await admin.query(`CREATE ROLE ${name} LOGIN PASSWORD '${secret.replace(/'/g, "''")}'`);
+    await admin.query(`GRANT USAGE ON SCHEMA ${s} TO ${name}`);
+    await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${name}`);
+    await admin.query(`ALTER DEFAULT PRIVILEGES IN SCHEMA ${s} GRANT SELECT ON TABLES TO ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(db.url);
+  url.username = name;
+  url.password = encodeURIComponent(password);
+  return {
+    name,
+    password,
+    url: url.toString(),
+    async drop() {
+      const admin = await adminClient();
+      try {
+        await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [name]);
+        await admin.query(`DROP OWNED BY ${name}`);
+        await admin.query(`DROP ROLE IF EXISTS ${name}`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
 }
