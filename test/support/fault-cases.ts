@@ -273,7 +273,7 @@ export async function runFaultCase(c: FaultCase, ctx: FaultContext): Promise<Inv
   expectKnownQueue(text, ctx.job);
   expect(pushTime(text, ctx.job)).toBeGreaterThan(pushedBefore);
   expect(samples(text, 'xyn_collector_up', { job: ctx.job })).toHaveLength(1);
-  if (process.env.FAULT_TIMINGS) console.log(c.name, healthy.elapsedMs, failed.elapsedMs, recovered.elapsedMs);
+  if (process.env.FAULT_TIMINGS) console.log(`${c.name}: ${healthy.elapsedMs}/${failed.elapsedMs}/${recovered.elapsedMs} ms: ${(failed.error as Error).message}`);
   return [healthy, failed, recovered];
 }
 
