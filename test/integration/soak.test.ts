@@ -114,7 +114,9 @@ describe('soak', () => {
     for (const [type, n] of Object.entries(last.resources)) expect(n, type).toBeLessThanOrEqual(first.resources[type] ?? 0);
     // Every connection closed on the server side too.
     expect(last.dbConnections).toBe(0);
-    // Heap: a leak of even 1 KB per tick would show as ~0.45 MB over 450 ticks; allow noise below that.
-    expect(last.heapMb - first.heapMb).toBeLessThan(Math.max(0.5, (TICKS - first.tick) * 0.001));
+    // Heap after GC still creeps by ~0.5 KB a tick, slowing down: heap snapshots at ticks 500 and 1000
+    // (1 500 ticks measured) show only V8's optimized code and deopt data growing, no JS object. Anything
+    // a tick could retain (a registry, a client, a socket) is several KB, so 2 KB a tick is a leak.
+    expect(last.heapMb - first.heapMb).toBeLessThan(Math.max(0.5, ((TICKS - first.tick) * 2) / 1024));
   }, 240_000); // ~25 s on an idle 2-core machine; several times that when the machine is busy
 });
