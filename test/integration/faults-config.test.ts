@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIG_CASES } from '../support/fault-cases';
-import { invokeCollect, startTripwire } from '../support/faults';
+import { baseEnv, expectKnownQueue, expectOk, invokeCollect, seedKnownQueue, startStack, startTripwire } from '../support/faults';
 
 let dbTripwire: Awaited<ReturnType<typeof startTripwire>>;
 let gatewayTripwire: Awaited<ReturnType<typeof startTripwire>>;
@@ -60,4 +60,25 @@ describe('bad configuration: one line naming the variable, no I/O', () => {
       expect([dbTripwire.connections(), gatewayTripwire.connections()], 'no connection was made').toEqual(seen);
     });
   }
+});
+
+describe('empty optional variables', () => {
+  it('count as unset: a tick with every optional variable set to "" runs on the defaults', async () => {
+    const stack = await startStack('emptyvars');
+    try {
+      await seedKnownQueue(stack.db);
+      const empty = Object.fromEntries(
+        [
+          'PUSHGATEWAY_USERNAME', 'PUSHGATEWAY_PASSWORD', 'PUSHGATEWAY_TOKEN', 'PUSHGATEWAY_CA_FILE', 'PUSHGATEWAY_GROUPING',
+          'TICK_TIMEOUT_MS', 'DB_STATEMENT_TIMEOUT_MS', 'DB_LOCK_TIMEOUT_MS', 'PUSH_TIMEOUT_MS', 'PUSH_RETRIES',
+          'MAX_EVENT_AGE_SECONDS', 'STATUS_ESTIMATE_ABOVE', 'PUSH_DRY_RUN', 'NODE_TLS_REJECT_UNAUTHORIZED',
+        ].map((name) => [name, '']),
+      );
+      const run = await invokeCollect({ ...baseEnv(stack, 'xyn_metrics'), ...empty, PUSHGATEWAY_JOB: '' });
+      expectOk(run);
+      expectKnownQueue(await stack.gateway.scrape(), 'xyn_metrics');
+    } finally {
+      await stack.close();
+    }
+  });
 });
