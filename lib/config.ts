@@ -4,6 +4,8 @@
  * secret is ever part of a message.
  */
 
+import { readFileSync } from 'node:fs';
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -106,12 +108,33 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
+/** A value without "scheme://" is never echoed: it may be a pasted password or token. */
+function requireScheme(name: string, raw: string, example: string): void {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    throw new ConfigError(`${name} has no scheme; it must look like ${example}`);
+  }
+}
+
+/** Loopback only: where plain text never leaves the machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** Secrets travel in HTTP headers: no control characters, no surrounding blanks. */
+function checkSecretText(name: string, value: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(value)) throw new ConfigError(`${name} contains a control character (a stray newline?)`);
+}
+
 function parseUrl(name: string, raw: string, protocols: string[]): URL {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`${name} is not a valid URL (expected ${protocols[0]}//host:port)`);
+    throw new ConfigError(
+      `${name} is not a valid URL (expected ${protocols[0]}//host:port; characters such as / @ # ? in a password must be percent-encoded)`,
+    );
   }
   if (!protocols.includes(url.protocol)) {
     throw new ConfigError(
@@ -181,9 +204,13 @@ function parseGrouping(raw: string | undefined): Record<string, string> {
 function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | undefined {
   const raw = isRequired ? required(env, 'PUSHGATEWAY_URL', 'e.g. http://pushgateway:9091') : text(env, 'PUSHGATEWAY_URL');
   if (raw === undefined) return undefined;
+  requireScheme('PUSHGATEWAY_URL', raw, 'https://pushgateway.example:9091');
   checkPortText('PUSHGATEWAY_URL', raw);
   const url = parseUrl('PUSHGATEWAY_URL', raw, ['http:', 'https:']);
   if (url.search || url.hash) throw new ConfigError('PUSHGATEWAY_URL must not have a query or fragment');
+  if (/\/metrics(\/|$)/.test(url.pathname)) {
+    throw new ConfigError('PUSHGATEWAY_URL is the base URL of the gateway; drop the /metrics… path (the push adds /metrics/job/<job>)');
+  }
 
   const username = text(env, 'PUSHGATEWAY_USERNAME') ?? (url.username ? decodeURIComponent(url.username) : undefined);
   const password = text(env, 'PUSHGATEWAY_PASSWORD') ?? (url.password ? decodeURIComponent(url.password) : undefined);
@@ -197,7 +224,18 @@ function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | un
   } else if (username !== undefined || password !== undefined) {
     if (username === undefined) throw new ConfigError('PUSHGATEWAY_PASSWORD is set but PUSHGATEWAY_USERNAME is not');
     if (password === undefined) throw new ConfigError('PUSHGATEWAY_USERNAME is set but PUSHGATEWAY_PASSWORD is not');
+    if (username.includes(':')) throw new ConfigError('PUSHGATEWAY_USERNAME must not contain ":" (basic auth separates user and password with it)');
     auth = { kind: 'basic', username, password };
+  }
+  if (auth?.kind === 'bearer') checkSecretText('PUSHGATEWAY_TOKEN', auth.token);
+  if (auth?.kind === 'basic') {
+    checkSecretText('PUSHGATEWAY_USERNAME', auth.username);
+    checkSecretText('PUSHGATEWAY_PASSWORD', auth.password);
+  }
+  if (auth !== undefined && url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    throw new ConfigError(
+      'PUSHGATEWAY_URL is http:// but credentials are configured: they would cross the network in clear text; use https://',
+    );
   }
 
   url.username = '';
@@ -211,20 +249,48 @@ function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | un
     auth,
     job,
     grouping: parseGrouping(text(env, 'PUSHGATEWAY_GROUPING')),
-    caFile: text(env, 'PUSHGATEWAY_CA_FILE'),
+    caFile: caFile(text(env, 'PUSHGATEWAY_CA_FILE'), url),
   };
+}
+
+/** The CA bundle must exist and hold a PEM certificate now, not fail at the first push. */
+function caFile(path: string | undefined, url: URL): string | undefined {
+  if (path === undefined) return undefined;
+  if (url.protocol !== 'https:') throw new ConfigError('PUSHGATEWAY_CA_FILE is set but PUSHGATEWAY_URL is not https://');
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'unreadable';
+    throw new ConfigError(`PUSHGATEWAY_CA_FILE cannot be read (${code}): ${path}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError(`PUSHGATEWAY_CA_FILE holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${path}`);
+  }
+  return path;
 }
 
 export function isNeonHost(host: string): boolean {
   return /(^|\.)neon\.(tech|build)$/i.test(host);
 }
 
-function parseDatabase(env: Env): { databaseUrl: string; host: string; password: string | undefined; proxy: string | undefined } {
+interface DatabaseSettings {
+  databaseUrl: string;
+  host: string;
+  password: string | undefined;
+  encodedPassword: string | undefined;
+  proxy: string | undefined;
+}
+
+function parseDatabase(env: Env): DatabaseSettings {
   const raw = required(env, 'DATABASE_URL', 'postgresql://user:password@host:5432/db');
+  requireScheme('DATABASE_URL', raw, 'postgresql://user:password@host:5432/db');
   checkPortText('DATABASE_URL', raw);
   const url = parseUrl('DATABASE_URL', raw, ['postgresql:', 'postgres:']);
   if (url.pathname.length <= 1) throw new ConfigError('DATABASE_URL names no database (…/dbname)');
+  // Both forms are secrets: as written in the URL (percent-encoded) and as sent.
   const password = url.password ? decodeURIComponent(url.password) : undefined;
+  const encodedPassword = url.password || undefined;
 
   const proxy = text(env, 'DATABASE_WS_PROXY');
   if (proxy !== undefined) {
@@ -237,8 +303,13 @@ function parseDatabase(env: Env): { databaseUrl: string; host: string; password:
     if (isNeonHost(url.hostname)) {
       throw new ConfigError('DATABASE_WS_PROXY is for local databases only; Neon hosts always use the secure WebSocket');
     }
+    // The proxy path is plain text (ws://, no TLS): the password must not leave the machine.
+    const proxyHost = proxy.replace(/:\d{1,5}(\/.*)?$/, '');
+    if (!isLoopbackHost(proxyHost)) {
+      throw new ConfigError('DATABASE_WS_PROXY must be a loopback address (127.0.0.1, ::1 or localhost): it is plain text');
+    }
   }
-  return { databaseUrl: raw, host: url.hostname, password, proxy };
+  return { databaseUrl: raw, host: url.hostname, password, encodedPassword, proxy };
 }
 
 function flag(env: Env, name: string): boolean {
@@ -249,6 +320,12 @@ function flag(env: Env, name: string): boolean {
 }
 
 export function parseConfig(env: Env, options: ParseOptions = { requirePushgateway: true }): Config {
+  // Node reads this for every TLS connection of the process (the Neon WebSocket and the push).
+  if (env.NODE_TLS_REJECT_UNAUTHORIZED?.trim() === '0') {
+    throw new ConfigError(
+      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns certificate checks off; unset it (for a private CA use PUSHGATEWAY_CA_FILE)',
+    );
+  }
   const db = parseDatabase(env);
   const dryRun = flag(env, 'PUSH_DRY_RUN');
   if (dryRun && text(env, 'PUSHGATEWAY_URL') !== undefined) {
@@ -258,8 +335,12 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   const runsTable = parseTableName(text(env, 'RUNS_TABLE') ?? DEFAULTS.RUNS_TABLE);
   const estimateRaw = text(env, 'STATUS_ESTIMATE_ABOVE');
 
-  const secrets = [db.password];
-  if (pushgateway?.auth?.kind === 'basic') secrets.push(pushgateway.auth.password);
+  const secrets = [db.password, db.encodedPassword];
+  if (pushgateway?.auth?.kind === 'basic') {
+    const { username, password } = pushgateway.auth;
+    // The Authorization header carries base64("user:password"), which holds no base64 of the password alone.
+    secrets.push(password, Buffer.from(`${username}:${password}`).toString('base64'));
+  }
   if (pushgateway?.auth?.kind === 'bearer') secrets.push(pushgateway.auth.token);
 
   return {

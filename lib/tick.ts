@@ -73,7 +73,14 @@ export async function readQueueSnapshot(
     [queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove })],
     { statementTimeoutMs: statementMs, lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs) },
   );
-  const session = await openDatabase(config, deadline);
+  let session;
+  try {
+    session = await openDatabase(config, deadline);
+  } catch (error) {
+    // Through a WebSocket proxy a refused TCP connect arrives as a bare close; name the step and port.
+    const port = new URL(config.databaseUrl).port || '5432';
+    throw new Error(`could not connect to port ${port}: ${describeError(error, config.secrets)}`);
+  }
   let results;
   try {
     results = await session.batch(sql, deadline);
