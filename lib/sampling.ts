@@ -8,8 +8,10 @@
  * finish inside its slot, so no sample runs into the next one and the last
  * ends by the period's end, when the next invocation starts: invocations never
  * overlap. A sample is not started when it could not finish in time (slot end,
- * period end or the Lambda's own deadline): "in time" means the slot has at
- * least 1.5 x the slowest sample so far left, and never less than MIN_SAMPLE_MS.
+ * period end or the Lambda's own deadline): "in time" means at least as long
+ * as the previous sample took is left, and never less than MIN_SAMPLE_MS. The
+ * previous sample, not the slowest: the first one carries the cold start and
+ * must not condemn the rest; a sample that does overrun is cut at its slot end.
  *
  * The planning is pure (unit-tested); runSamples does the waiting and calling.
  */
@@ -21,8 +23,6 @@ import { runTick, TickError, type TickOptions, type TickResult } from './tick';
 
 /** No sample starts with less time than this left: a tick needs a connect and a push. */
 export const MIN_SAMPLE_MS = 250;
-/** Head-room over the slowest sample seen so far. */
-const SLOWEST_FACTOR = 1.5;
 
 export interface SampleSlot {
   /** 0-based */
@@ -64,12 +64,13 @@ export interface DecisionInput {
   /** When the invocation must be over: the earlier of the period end and the Lambda deadline. */
   invocationEndMs: number;
   periodEndMs: number;
-  slowestSampleMs: number;
+  /** How long the previous sample took (0 before the first). */
+  previousSampleMs: number;
   tickTimeoutMs: number;
 }
 
-export function decideSample({ slot, nowMs, invocationEndMs, periodEndMs, slowestSampleMs, tickTimeoutMs }: DecisionInput): SampleDecision {
-  const need = Math.max(MIN_SAMPLE_MS, Math.ceil(SLOWEST_FACTOR * slowestSampleMs));
+export function decideSample({ slot, nowMs, invocationEndMs, periodEndMs, previousSampleMs, tickTimeoutMs }: DecisionInput): SampleDecision {
+  const need = Math.max(MIN_SAMPLE_MS, previousSampleMs);
   const begin = Math.max(nowMs, slot.startMs);
   if (begin + need > invocationEndMs) {
     return { action: 'stop', reason: invocationEndMs < periodEndMs ? 'invocation_deadline' : 'period_end' };
@@ -104,6 +105,7 @@ export async function runSamples(config: Config, options: SampleOptions = {}, ti
   const periodEndMs = startMs + periodMs;
   const invocationEndMs = Math.min(periodEndMs, invocationDeadline?.at ?? Infinity);
 
+  let previous = 0;
   let slowest = 0;
   let skipped = 0;
   let stopped: string | undefined;
@@ -115,7 +117,7 @@ export async function runSamples(config: Config, options: SampleOptions = {}, ti
       nowMs: Date.now(),
       invocationEndMs,
       periodEndMs,
-      slowestSampleMs: slowest,
+      previousSampleMs: previous,
       tickTimeoutMs: config.tickTimeoutMs,
     });
     if (decision.action === 'stop') {
@@ -136,7 +138,8 @@ export async function runSamples(config: Config, options: SampleOptions = {}, ti
       results.push(error.result);
       failures.push(error);
     }
-    slowest = Math.max(slowest, Date.now() - began);
+    previous = Date.now() - began;
+    slowest = Math.max(slowest, previous);
   }
 
   const early = stopped !== undefined && results.length + skipped < k;

@@ -2,9 +2,9 @@
  * Sub-minute sampling through the scheduled handler against a real PostgreSQL
  * and a real Pushgateway, with a 9-second "minute" and k = 3: the pushes are
  * observed on the gateway (push_time_seconds changes) and counted in the log.
- * 3-second slots, not 1-second ones: a tick through the bridge takes 0.5-1.4 s
- * on a busy 2-core CI machine, and a sample only starts when 1.5 x the slowest
- * one so far fits in its slot.
+ * 3-second slots, not 1-second ones: a tick through the bridge takes 0.3-2 s
+ * on a busy 2-core CI machine, and a sample only starts when as long as the
+ * previous one took still fits in its slot.
  */
 
 const PERIOD = '9';
@@ -27,6 +27,11 @@ beforeAll(async () => {
   gateway = await startPushgateway();
   bridge = await startBridge();
   await db.query(`INSERT INTO ${db.table} (status, run_at) VALUES ('QUEUED', now())`);
+  // A first tick in this process pays for loading and compiling the driver; keep that out of the timings.
+  await withEnv(
+    { DATABASE_URL: db.url, DATABASE_WS_PROXY: bridge.proxy, PUSHGATEWAY_URL: gateway.url, PUSHGATEWAY_JOB: 'warm_up', RUNS_TABLE: db.table },
+    () => captureOutput(() => collect(scheduledEvent(), lambdaContext(30_000))),
+  );
 });
 afterAll(async () => {
   await bridge?.close();
@@ -82,7 +87,7 @@ describe('SAMPLES_PER_INVOCATION against PostgreSQL and a Pushgateway', () => {
     ticks.forEach((t, i) => {
       // Each sample starts at its slot (i slots after the scheduled time), not before.
       expect(t.sample_offset_ms as number).toBeGreaterThanOrEqual(i * SLOT_MS);
-      expect(t.sample_offset_ms as number).toBeLessThan(i * SLOT_MS + 800);
+      expect(t.sample_offset_ms as number).toBeLessThan(i * SLOT_MS + 1000);
       expect(t.outcome).toBe('ok');
     });
     expect(run.lines.at(-1)).toMatchObject({ msg: 'samples', samples_planned: 3, samples_taken: 3, samples_failed: 0 });

@@ -35,7 +35,7 @@ describe('periodStartMs', () => {
 
 describe('decideSample', () => {
   const slot = { index: 1, startMs: 20_000, endMs: 40_000 };
-  const base = { slot, invocationEndMs: 60_000, periodEndMs: 60_000, slowestSampleMs: 100, tickTimeoutMs: 25_000 };
+  const base = { slot, invocationEndMs: 60_000, periodEndMs: 60_000, previousSampleMs: 100, tickTimeoutMs: 25_000 };
 
   it('waits for the slot and bounds the sample by the slot end', () => {
     expect(decideSample({ ...base, nowMs: 5_000 })).toEqual({ action: 'run', waitMs: 15_000, deadlineAtMs: 40_000 });
@@ -43,12 +43,12 @@ describe('decideSample', () => {
   it('bounds the sample by TICK_TIMEOUT_MS when that is sooner', () => {
     expect(decideSample({ ...base, nowMs: 20_000, tickTimeoutMs: 3_000 })).toEqual({ action: 'run', waitMs: 0, deadlineAtMs: 23_000 });
   });
-  it('skips a slot the previous sample overran, when the slowest sample would not fit', () => {
-    expect(decideSample({ ...base, nowMs: 39_000, slowestSampleMs: 800 })).toEqual({ action: 'skip', reason: 'slot_overrun' });
-    expect(decideSample({ ...base, nowMs: 39_000, slowestSampleMs: 500 }).action).toBe('run');
+  it('skips a slot the previous sample overran, when another as long would not fit', () => {
+    expect(decideSample({ ...base, nowMs: 39_000, previousSampleMs: 1_200 })).toEqual({ action: 'skip', reason: 'slot_overrun' });
+    expect(decideSample({ ...base, nowMs: 39_000, previousSampleMs: 1_000 }).action).toBe('run');
   });
   it('never starts with less than MIN_SAMPLE_MS left', () => {
-    expect(decideSample({ ...base, nowMs: 40_000 - MIN_SAMPLE_MS + 1, slowestSampleMs: 0 }).action).toBe('skip');
+    expect(decideSample({ ...base, nowMs: 40_000 - MIN_SAMPLE_MS + 1, previousSampleMs: 0 }).action).toBe('skip');
   });
   it('stops at the Lambda deadline and at the period end (the next invocation)', () => {
     expect(decideSample({ ...base, nowMs: 20_000, invocationEndMs: 20_100 })).toEqual({ action: 'stop', reason: 'invocation_deadline' });
