@@ -13,7 +13,8 @@ import { ConfigError, parseConfig } from '../lib/config';
 import { deadlineIn, tickBudgetMs } from '../lib/deadline';
 import { stdoutSink } from '../lib/log';
 import { describeError } from '../lib/redact';
-import { lateBySeconds, runTick, type TickResult } from '../lib/tick';
+import { runSamples } from '../lib/sampling';
+import { lateBySeconds, type TickResult } from '../lib/tick';
 
 /** Room left after the deadline to log and return before Lambda's own timeout. */
 export const EXIT_MARGIN_MS = 1_500;
@@ -51,10 +52,14 @@ export async function collect(event: Partial<ScheduledEvent> | undefined, contex
     return { outcome: 'skipped_late', ageSeconds: Math.round(late) };
   }
 
-  const budget = tickBudgetMs(config.tickTimeoutMs, context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS);
-  const result = await runTick(config, {
+  const remaining = context?.getRemainingTimeInMillis?.();
+  const budget = tickBudgetMs(config.tickTimeoutMs, remaining, EXIT_MARGIN_MS);
+  // One runTick, or SAMPLES_PER_INVOCATION ticks spread over the schedule period (lib/sampling.ts).
+  const result = await runSamples(config, {
     deadline: deadlineIn(budget),
     context: { request_id: context?.awsRequestId, scheduled_at: event?.time },
+    eventTime: event?.time,
+    invocationDeadline: remaining === undefined ? undefined : deadlineIn(Math.max(0, remaining - EXIT_MARGIN_MS)),
   });
   return { outcome: result.outcome, pushedTo: result.pushedTo, durationMs: result.durationMs };
 }

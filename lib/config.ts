@@ -34,6 +34,31 @@ export interface TableName {
   display: string;
 }
 
+export interface ColumnName {
+  name: string;
+  /** Quoted for SQL: "name" */
+  sql: string;
+}
+
+/** Opt-in worker liveness (HEARTBEAT_TABLE): one count, never a per-worker label. */
+export interface HeartbeatConfig {
+  table: TableName;
+  workerColumn: ColumnName;
+  atColumn: ColumnName;
+  ttlSeconds: number;
+}
+
+/** Opt-in per-blueprint metrics (BLUEPRINT_COLUMN with the start and finish columns). */
+export interface BlueprintConfig {
+  column: ColumnName;
+  startedColumn: ColumnName;
+  finishedColumn: ColumnName;
+  /** Durations cover runs finished within this many seconds of the database clock. */
+  windowSeconds: number;
+  /** Blueprints beyond the top K by volume are summed under blueprint="other". */
+  topK: number;
+}
+
 export interface Config {
   databaseUrl: string;
   databaseHost: string;
@@ -53,6 +78,18 @@ export interface Config {
   statusEstimateAbove: number | undefined;
   /** PUSH_DRY_RUN=true: no gateway; the tick logs its exposition text instead (local use). */
   dryRun: boolean;
+  /**
+   * Extras (docs/extras.md). Optional so code that builds a Config by hand keeps
+   * compiling; parseConfig always sets the numbers.
+   */
+  /** Samples (ticks) per scheduled invocation, evenly spaced within the schedule period. */
+  samplesPerInvocation?: number;
+  /** The schedule's period; must match the deployed rate (COLLECT_SCHEDULE). */
+  schedulePeriodSeconds?: number;
+  /** Bearer token the /metrics HTTP function demands; unset means it refuses to serve. */
+  metricsBearerToken?: string | undefined;
+  heartbeat?: HeartbeatConfig | undefined;
+  blueprints?: BlueprintConfig | undefined;
   /** Every secret value held, for redaction of anything that leaves the process. */
   secrets: string[];
 }
@@ -78,7 +115,17 @@ export const DEFAULTS = {
   PUSH_TIMEOUT_MS: 5_000,
   PUSH_RETRIES: 2,
   MAX_EVENT_AGE_SECONDS: 90,
+  SAMPLES_PER_INVOCATION: 1,
+  SCHEDULE_PERIOD_SECONDS: 60,
+  HEARTBEAT_WORKER_COLUMN: 'worker_id',
+  HEARTBEAT_AT_COLUMN: 'heartbeat_at',
+  HEARTBEAT_TTL_SECONDS: 60,
+  BLUEPRINT_WINDOW_SECONDS: 3_600,
+  BLUEPRINT_TOP_K: 20,
 } as const;
+
+/** A bearer token shorter than this is guessable; the /metrics function would be as good as open. */
+export const MIN_BEARER_TOKEN_LENGTH = 16;
 
 /**
  * An optional variable set to '' counts as unset (deploy templates write '' for
@@ -175,6 +222,74 @@ export function parseTableName(raw: string, variable = 'RUNS_TABLE'): TableName 
     .map((p) => `"${p}"`)
     .join('.');
   return { schema, name, sql, display: raw };
+}
+
+export function parseColumnName(raw: string, variable: string): ColumnName {
+  if (!IDENTIFIER.test(raw)) {
+    throw new ConfigError(`${variable} must be a column name made of letters, digits and underscores, got "${raw}"`);
+  }
+  return { name: raw, sql: `"${raw}"` };
+}
+
+function parseHeartbeat(env: Env): HeartbeatConfig | undefined {
+  const table = text(env, 'HEARTBEAT_TABLE');
+  if (table === undefined) {
+    // A half-configured feature is a typo, not a wish: say so instead of silently doing nothing.
+    const stray = ['HEARTBEAT_WORKER_COLUMN', 'HEARTBEAT_AT_COLUMN', 'HEARTBEAT_TTL_SECONDS'].find((v) => text(env, v) !== undefined);
+    if (stray) throw new ConfigError(`${stray} is set but HEARTBEAT_TABLE is not; set HEARTBEAT_TABLE to enable worker liveness`);
+    return undefined;
+  }
+  return {
+    table: parseTableName(table, 'HEARTBEAT_TABLE'),
+    workerColumn: parseColumnName(text(env, 'HEARTBEAT_WORKER_COLUMN') ?? DEFAULTS.HEARTBEAT_WORKER_COLUMN, 'HEARTBEAT_WORKER_COLUMN'),
+    atColumn: parseColumnName(text(env, 'HEARTBEAT_AT_COLUMN') ?? DEFAULTS.HEARTBEAT_AT_COLUMN, 'HEARTBEAT_AT_COLUMN'),
+    ttlSeconds: integer(env, 'HEARTBEAT_TTL_SECONDS', DEFAULTS.HEARTBEAT_TTL_SECONDS, 1, 86_400),
+  };
+}
+
+function parseBlueprints(env: Env): BlueprintConfig | undefined {
+  const columns = ['BLUEPRINT_COLUMN', 'RUN_STARTED_COLUMN', 'RUN_FINISHED_COLUMN'] as const;
+  const set = columns.filter((v) => text(env, v) !== undefined);
+  if (set.length === 0) {
+    const stray = ['BLUEPRINT_WINDOW_SECONDS', 'BLUEPRINT_TOP_K'].find((v) => text(env, v) !== undefined);
+    if (stray) throw new ConfigError(`${stray} is set but BLUEPRINT_COLUMN is not; set ${columns.join(', ')} to enable per-blueprint metrics`);
+    return undefined;
+  }
+  const missing = columns.find((v) => text(env, v) === undefined);
+  if (missing) {
+    throw new ConfigError(`${missing} is not set; per-blueprint metrics need all of ${columns.join(', ')} (${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set)`);
+  }
+  return {
+    column: parseColumnName(text(env, 'BLUEPRINT_COLUMN')!, 'BLUEPRINT_COLUMN'),
+    startedColumn: parseColumnName(text(env, 'RUN_STARTED_COLUMN')!, 'RUN_STARTED_COLUMN'),
+    finishedColumn: parseColumnName(text(env, 'RUN_FINISHED_COLUMN')!, 'RUN_FINISHED_COLUMN'),
+    windowSeconds: integer(env, 'BLUEPRINT_WINDOW_SECONDS', DEFAULTS.BLUEPRINT_WINDOW_SECONDS, 60, 7 * 86_400),
+    topK: integer(env, 'BLUEPRINT_TOP_K', DEFAULTS.BLUEPRINT_TOP_K, 1, 200),
+  };
+}
+
+function parseSampling(env: Env): { samplesPerInvocation: number; schedulePeriodSeconds: number } {
+  const schedulePeriodSeconds = integer(env, 'SCHEDULE_PERIOD_SECONDS', DEFAULTS.SCHEDULE_PERIOD_SECONDS, 1, 3_600);
+  const samplesPerInvocation = integer(env, 'SAMPLES_PER_INVOCATION', DEFAULTS.SAMPLES_PER_INVOCATION, 1, 60);
+  if (samplesPerInvocation > schedulePeriodSeconds) {
+    throw new ConfigError(
+      `SAMPLES_PER_INVOCATION must leave at least 1 second per sample: ${samplesPerInvocation} samples in SCHEDULE_PERIOD_SECONDS=${schedulePeriodSeconds}`,
+    );
+  }
+  return { samplesPerInvocation, schedulePeriodSeconds };
+}
+
+function parseBearerToken(env: Env): string | undefined {
+  const token = text(env, 'METRICS_BEARER_TOKEN');
+  if (token === undefined) return undefined;
+  // The length is safe to name; the value never is.
+  if (token.length < MIN_BEARER_TOKEN_LENGTH) {
+    throw new ConfigError(`METRICS_BEARER_TOKEN must be at least ${MIN_BEARER_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)`);
+  }
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new ConfigError('METRICS_BEARER_TOKEN must be printable ASCII without spaces');
+  }
+  return token;
 }
 
 function parseGrouping(raw: string | undefined): Record<string, string> {
@@ -335,7 +450,12 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   const runsTable = parseTableName(text(env, 'RUNS_TABLE') ?? DEFAULTS.RUNS_TABLE);
   const estimateRaw = text(env, 'STATUS_ESTIMATE_ABOVE');
 
-  const secrets = [db.password, db.encodedPassword];
+  const metricsBearerToken = parseBearerToken(env);
+  const sampling = parseSampling(env);
+  const heartbeat = parseHeartbeat(env);
+  const blueprints = parseBlueprints(env);
+
+  const secrets = [db.password, db.encodedPassword, metricsBearerToken];
   if (pushgateway?.auth?.kind === 'basic') {
     const { username, password } = pushgateway.auth;
     // The Authorization header carries base64("user:password"), which holds no base64 of the password alone.
@@ -358,6 +478,10 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
     statusEstimateAbove:
       estimateRaw === undefined ? undefined : integer(env, 'STATUS_ESTIMATE_ABOVE', 0, 1, Number.MAX_SAFE_INTEGER),
     dryRun,
+    ...sampling,
+    metricsBearerToken,
+    heartbeat,
+    blueprints,
     secrets: secrets.filter((s): s is string => s !== undefined && s.length > 0),
   };
 }

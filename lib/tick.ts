@@ -14,9 +14,11 @@ import { deadlineBefore, deadlineIn, type Deadline } from './deadline';
 import { redactingSink, stdoutSink, type LogSink } from './log';
 import { buildRegistry } from './metrics';
 import { groupPath, PushError, pushToGateway } from './push';
-import { queueSnapshotSql, snapshotBatchSql } from './queries';
+import { toBlueprintSnapshot } from './blueprints';
+import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
 import { describeError } from './redact';
 import { summarize, toQueueSnapshot, type QueueSnapshot } from './snapshot';
+import { toWorkersAlive } from './workers';
 
 export class TickError extends Error {
   override name = 'TickError';
@@ -62,6 +64,19 @@ function statementBudgetMs(config: Config, deadline: Deadline): number {
   return Math.max(10, Math.min(config.statementTimeoutMs, Math.floor(deadline.remainingMs())));
 }
 
+/**
+ * Every SELECT of a tick, in batch order: the queue snapshot, then the opt-in
+ * extras. All run in one batch, one round trip, one snapshot; an extra that is
+ * not configured adds nothing to the batch.
+ */
+export function tickSelects(config: Config): string[] {
+  return [
+    queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove }),
+    ...(config.heartbeat ? [workersAliveSql(config.heartbeat)] : []),
+    ...(config.blueprints ? [blueprintSql(config.runsTable, config.blueprints)] : []),
+  ];
+}
+
 /** `deadline` bounds connect, statement and close; `onClosed` learns whether the close had to be cut. */
 export async function readQueueSnapshot(
   config: Config,
@@ -69,10 +84,10 @@ export async function readQueueSnapshot(
   onClosed?: (closed: { forced: boolean }) => void,
 ): Promise<QueueSnapshot> {
   const statementMs = statementBudgetMs(config, deadline);
-  const sql = snapshotBatchSql(
-    [queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove })],
-    { statementTimeoutMs: statementMs, lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs) },
-  );
+  const sql = snapshotBatchSql(tickSelects(config), {
+    statementTimeoutMs: statementMs,
+    lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs),
+  });
   let session;
   try {
     session = await openDatabase(config, deadline);
@@ -87,21 +102,35 @@ export async function readQueueSnapshot(
   } finally {
     onClosed?.(await session.close(deadline));
   }
-  const select = results.find((r) => r.command === 'SELECT');
-  const row = select?.rows[0];
-  if (!row) throw new Error('the snapshot query returned no row');
-  return toQueueSnapshot(row);
+  // One result per SELECT, in the order tickSelects put them.
+  const rows = results.filter((r) => r.command === 'SELECT').map((r) => r.rows[0]);
+  const [queueRow, ...extraRows] = rows;
+  if (!queueRow) throw new Error('the snapshot query returned no row');
+  const snapshot = toQueueSnapshot(queueRow);
+  if (config.heartbeat) snapshot.workersAlive = toWorkersAlive(extraRows.shift());
+  if (config.blueprints) snapshot.blueprints = toBlueprintSnapshot(extraRows.shift(), config.blueprints.topK);
+  return snapshot;
 }
 
-async function exposition(registry: Registry): Promise<string> {
-  return registry.metrics();
+export interface Collected {
+  /** A fresh registry: the queue figures, or only xyn_collector_up 0 when the read failed. */
+  registry: Registry;
+  exposition: string;
+  snapshot: QueueSnapshot | undefined;
+  /** Why the database could not be read (redacted), when it could not. */
+  dbError: string | undefined;
+  dbMs: number;
+  /** The connection would not close in time and was cut (the data was already read). */
+  dbCloseForced: boolean;
 }
 
-export async function runTick(config: Config, options: TickOptions = {}): Promise<TickResult> {
+/**
+ * The read-and-build half of a tick, shared by the push (runTick) and the
+ * scrape (functions/metrics.ts): database -> snapshot -> registry. Never throws
+ * for a database failure; the registry then says xyn_collector_up 0.
+ */
+export async function collectRegistry(config: Config, deadline: Deadline): Promise<Collected> {
   const started = Date.now();
-  const deadline = options.deadline ?? deadlineIn(config.tickTimeoutMs);
-  const log = redactingSink(options.log ?? stdoutSink, config.secrets);
-
   let snapshot: QueueSnapshot | undefined;
   let dbError: string | undefined;
   let dbCloseForced = false;
@@ -112,9 +141,16 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
   }
   const dbMs = Date.now() - started;
-
   const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
-  const text = await exposition(registry);
+  return { registry, exposition: await registry.metrics(), snapshot, dbError, dbMs, dbCloseForced };
+}
+
+export async function runTick(config: Config, options: TickOptions = {}): Promise<TickResult> {
+  const started = Date.now();
+  const deadline = options.deadline ?? deadlineIn(config.tickTimeoutMs);
+  const log = redactingSink(options.log ?? stdoutSink, config.secrets);
+
+  const { registry, snapshot, dbError, dbMs, dbCloseForced, exposition: text } = await collectRegistry(config, deadline);
 
   let pushError: string | undefined;
   let pushedTo: string | undefined;
