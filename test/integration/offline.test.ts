@@ -51,7 +51,7 @@ async function invoke(event: unknown, name = FUNCTION_NAME) {
     body: JSON.stringify(event),
     headers: { connection: 'close' },
   });
-  return { status: response.status, functionError: response.headers.get('x-amz-function-error'), payload: await response.json() };
+  return { status: response.status, functionError: response.headers.get('x-amz-function-error'), payload: (await response.json()) as Record<string, any> };
 }
 
 /** The handler's JSON log lines printed by serverless offline since `from`. */
