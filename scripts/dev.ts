@@ -199,7 +199,7 @@ interface LocalPushgateway {
   child: ChildProcess;
 }
 
-async function startLocalPushgateway(binary: string): Promise<LocalPushgateway> {
+async function startPushgatewayOnce(binary: string): Promise<LocalPushgateway> {
   const port = await freePort();
   const child = spawn(binary, [`--web.listen-address=${LOOPBACK}:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -212,11 +212,23 @@ async function startLocalPushgateway(binary: string): Promise<LocalPushgateway> 
   const url = `http://${LOOPBACK}:${port}`;
   try {
     await waitForHttp(`${url}/-/ready`, 15_000, () => !exited(child));
+    // Whoever answered must be our child: if another process took the port
+    // between freePort() and the bind, ours exits at once ("address already in use").
+    await sleep(500);
+    if (exited(child)) throw new Error('exited');
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`${binary} did not start (${(error as Error).message}): ${stderr.trim().split('\n').at(-1) ?? ''}`);
   }
   return { url, child };
+}
+
+async function startLocalPushgateway(binary: string): Promise<LocalPushgateway> {
+  try {
+    return await startPushgatewayOnce(binary);
+  } catch {
+    return startPushgatewayOnce(binary); // the port race above is rare; one retry settles it
+  }
 }
 
 // ---------------------------------------------------------------- the tick line
@@ -597,8 +609,9 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   say(`  schedule   ${started.cron ? `${started.cron === 'disabled' ? 'disabled' : `cron [${started.cron}]`} (the schedule event of serverless.yml)` : 'the schedule event of serverless.yml'}, plus a tick now${options.tickEverySeconds > 0 ? ` and one every ${options.tickEverySeconds} s (DEV_TICK_SECONDS)` : ''}`);
   say(`  Lambda     ${invokeUrl}`);
   say(`  invoke     curl -s -X POST ${invokeUrl} -d '{}'`);
+  // An empty payload is the event {}; fileb:// reads it the same in AWS CLI v1 and v2.
   say(
-    `             aws lambda invoke --endpoint-url http://${LOOPBACK}:${started.lambdaPort} --no-sign-request --region ${REGION} --function-name ${started.functionName} --cli-binary-format raw-in-base64-out --payload '{}' /dev/stdout`,
+    `             aws lambda invoke --endpoint-url http://${LOOPBACK}:${started.lambdaPort} --no-sign-request --region ${REGION} --function-name ${started.functionName} --payload fileb:///dev/null /dev/stdout`,
   );
   say('  Ctrl-C stops everything.');
   say();
