@@ -42,7 +42,7 @@ class DevError extends Error {
 
 // ---------------------------------------------------------------- options
 
-export interface DevOptions {
+interface DevOptions {
   databaseUrl: string | undefined;
   /** The user's own DATABASE_WS_PROXY: used as is, no bridge of ours. */
   wsProxy: string | undefined;
@@ -75,7 +75,7 @@ function flagOption(env: NodeJS.ProcessEnv, name: string): boolean {
   throw new DevError(`${name} must be true or false, got "${raw}"`);
 }
 
-export function devOptions(env: NodeJS.ProcessEnv): DevOptions {
+function devOptions(env: NodeJS.ProcessEnv): DevOptions {
   const pushgatewayUrl = text(env, 'PUSHGATEWAY_URL');
   const dryRun = flagOption(env, 'PUSH_DRY_RUN');
   if (dryRun && pushgatewayUrl) throw new DevError('PUSH_DRY_RUN=true and PUSHGATEWAY_URL are both set; choose one');
@@ -141,7 +141,7 @@ function onPath(name: string): string | undefined {
   return undefined;
 }
 
-export function pushgatewayBinary(): string | undefined {
+function pushgatewayBinary(): string | undefined {
   const fixed = '/usr/bin/prometheus-pushgateway';
   const candidates = [onPath('prometheus-pushgateway'), onPath('pushgateway')];
   try {
@@ -253,7 +253,7 @@ interface TickRecord {
 }
 
 /** A handler log line, or undefined for anything else serverless offline prints. */
-export function parseTickRecord(line: string): TickRecord | undefined {
+function parseTickRecord(line: string): TickRecord | undefined {
   const trimmed = line.trim();
   if (!trimmed.startsWith('{')) return undefined;
   try {
@@ -278,7 +278,7 @@ function clock(now = new Date()): string {
 }
 
 /** One readable line per tick: the figures, the duration, where they went. */
-export function formatTick(record: TickRecord, now = new Date()): string {
+function formatTick(record: TickRecord, now = new Date()): string {
   const when = clock(now);
   if (record.outcome === 'skipped_late') return `${when}  skipped   scheduled event ${record.age_seconds ?? '?'} s old (MAX_EVENT_AGE_SECONDS)`;
   if (record.msg === 'configuration error') return `${when}  CONFIG    ${record.error ?? 'configuration error'}`;
@@ -299,7 +299,7 @@ export function formatTick(record: TickRecord, now = new Date()): string {
 
 // ---------------------------------------------------------------- invoking
 
-export function lambdaInvokeUrl(lambdaPort: number, functionName: string): string {
+function lambdaInvokeUrl(lambdaPort: number, functionName: string): string {
   return `http://${LOOPBACK}:${lambdaPort}/2015-03-31/functions/${functionName}/invocations`;
 }
 
