@@ -507,7 +507,8 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   }
 
   // ---- serverless offline
-  stack.workFolder = join('.esbuild', `offline-${process.pid}`);
+  // Not under .esbuild: `serverless package` deletes that whole folder when it is done.
+  stack.workFolder = join('.tmp', `offline-${process.pid}`);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: databaseUrl,

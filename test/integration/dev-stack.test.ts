@@ -175,7 +175,7 @@ describe('npm start (scripts/dev.ts)', () => {
     // Ctrl-C: everything goes, every port is freed, exit 0.
     const pids = descendants(run.child.pid!);
     expect(pids.length).toBeGreaterThanOrEqual(3); // dev.ts, serverless offline, the Pushgateway at least
-    const ownFolders = readdirSync(join(ROOT, '.esbuild')).filter((d) => pids.some((pid) => d === `offline-${pid}`));
+    const ownFolders = readdirSync(join(ROOT, '.tmp')).filter((d) => pids.some((pid) => d === `offline-${pid}`));
     expect(ownFolders).toHaveLength(1);
     run.child.kill('SIGINT');
     const exit = await Promise.race([run.exit, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
@@ -186,7 +186,7 @@ describe('npm start (scripts/dev.ts)', () => {
     expect(pids.filter(alive)).toEqual([]);
     for (const port of ports) expect(await portIsFree(port), `port ${port}`).toBe(true);
     // Its esbuild work folder went too.
-    expect(existsSync(join(ROOT, '.esbuild', ownFolders[0]!))).toBe(false);
+    expect(existsSync(join(ROOT, '.tmp', ownFolders[0]!))).toBe(false);
   });
 
   it('names a busy OFFLINE_LAMBDA_PORT in one clear line and exits 1', async () => {

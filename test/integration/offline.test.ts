@@ -25,7 +25,7 @@ let bridge: Bridge;
 let offline: ChildProcess;
 let lambdaPort: number;
 let output: string[] = [];
-const workFolder = join('.esbuild', `test-offline-${randomBytes(4).toString('hex')}`);
+const workFolder = join('.tmp', `test-offline-${randomBytes(4).toString('hex')}`);
 
 function invokeUrl(name = FUNCTION_NAME): string {
   return `http://127.0.0.1:${lambdaPort}/2015-03-31/functions/${name}/invocations`;
