@@ -45,6 +45,7 @@ function testedCases(source: string): Map<string, { firing: number; quiet: numbe
     const entry = cases.get(match[1]!) ?? { firing: 0, quiet: 0 };
     if (match[2] !== undefined || match[3] !== undefined) entry.quiet += 1;
     else if (match[4] !== undefined) entry.firing += 1;
+    else throw new Error(`alerts.test.yml: cannot tell whether a case of ${match[1]} expects it firing`);
     cases.set(match[1]!, entry);
   }
   return cases;
@@ -104,6 +105,9 @@ describe('monitoring rules under promtool', () => {
       expect(runbook, name).toBe(`docs/metrics.md#${name.toLowerCase()}`);
       expect(known.has(name.toLowerCase()), `docs/metrics.md has a heading for ${name}`).toBe(true);
     }
+    // And every link within docs/metrics.md lands on a heading.
+    const broken = [...docs.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]!).filter((anchor) => !known.has(anchor));
+    expect(broken).toEqual([]);
   });
 
   it('queue alerts read only freshness-gated series', () => {
