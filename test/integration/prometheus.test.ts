@@ -4,8 +4,11 @@
  * PUTs to a real Pushgateway, and a real Prometheus, configured from
  * monitoring/prometheus.yml, scrapes it and evaluates monitoring/rules.yml and
  * alerts.yml. The values come back through the HTTP API with job intact, the
- * rules load and agree with the data, and every PromQL expression of the
- * Grafana dashboard parses and returns data.
+ * rules load and agree with the data, every PromQL expression of the Grafana
+ * dashboard parses and returns data, and each alert's condition is seen to
+ * hold in a real scenario: the seeded backlog, a failed database read, frozen
+ * gauges (a second Prometheus with a 5 s freshness limit), a rejected push and
+ * a Pushgateway that goes away.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +36,9 @@ let db: TestDatabase;
 let gateway: TestPushgateway;
 let bridge: Bridge;
 let prometheus: TestPrometheus;
+/** A second Prometheus with the same rules but a freshness limit of FROZEN_AFTER_S seconds. */
+let shortLived: TestPrometheus;
+const FROZEN_AFTER_S = 5;
 let dashboard: Dashboard;
 let ruleFileText: string;
 
@@ -126,7 +132,17 @@ function one(expr: string, accept: (s: PromSample) => boolean = () => true) {
 beforeAll(async () => {
   [db, gateway, bridge] = await Promise.all([createTestDatabase('prom'), startOwnPushgateway(), startBridge()]);
   const source = await readMonitoringFile('prometheus.yml');
-  prometheus = await startPrometheus(testPrometheusConfig(source, { pushgateway: `127.0.0.1:${gateway.port}`, interval: '1s' }));
+  const target = `127.0.0.1:${gateway.port}`;
+  const rules = await readMonitoringFile('rules.yml');
+  const shortRules = rules.replace(/(record: xyn_threshold:push_max_age_seconds\n\s+expr: )vector\(300\)/, `$1vector(${FROZEN_AFTER_S})`);
+  expect(shortRules).not.toBe(rules);
+  [prometheus, shortLived] = await Promise.all([
+    startPrometheus(testPrometheusConfig(source, { pushgateway: target, interval: '1s' })),
+    startPrometheus(testPrometheusConfig(source, { pushgateway: target, interval: '1s', rules: 'beside' }), {
+      'rules.yml': shortRules,
+      'alerts.yml': await readMonitoringFile('alerts.yml'),
+    }),
+  ]);
   dashboard = JSON.parse(await readMonitoringFile('grafana-dashboard.json')) as Dashboard;
   ruleFileText = (await readMonitoringFile('rules.yml')) + (await readMonitoringFile('alerts.yml'));
 
@@ -138,9 +154,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await prometheus?.stop();
+  await Promise.all([prometheus?.stop(), shortLived?.stop()]);
   await bridge?.close();
-  await gateway?.stop();
+  // The last test stops the gateway itself.
+  if (gateway && gateway.process.exitCode === null && gateway.process.signalCode === null) await gateway.stop();
   await db?.close();
 });
 
@@ -305,6 +322,58 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
     for (const name of ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns']) {
       const rule = rules.find((r) => r.name === name)!;
       await eventually(`${name} condition to clear`, async () => ((await prometheus.query(rule.query)).length === 0 ? true : undefined));
+    }
+  });
+
+  it('frozen gauges: once the push is older than the limit, the queue alerts stop and XynCollectorSilent fires', async () => {
+    const { error } = await runCollector();
+    expect(error).toBeUndefined();
+    // Fresh: the gate is open and the backlog counts ...
+    await eventually('the fresh backlog in the short-lived Prometheus', async () => {
+      const fresh = await shortLived.query('xyn:queue_ready_depth:fresh');
+      return fresh.length === 1 && valueOf(fresh[0]!) === 150 ? true : undefined;
+    }, FROZEN_AFTER_S * 1000);
+    const rules = (await shortLived.ruleGroups()).flatMap((g) => g.rules);
+    const silent = rules.find((r) => r.name === 'XynCollectorSilent')!;
+    expect(await shortLived.query(silent.query)).toEqual([]);
+
+    // ... then no push comes: the Pushgateway still serves 150, but nothing trusts it.
+    const firing = await eventually('XynCollectorSilent firing', async () => {
+      const { alerts } = await shortLived.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('/api/v1/alerts');
+      return alerts.find((a) => a.labels.alertname === 'XynCollectorSilent' && a.state === 'firing');
+    }, 20_000);
+    expect(firing.labels).toMatchObject({ ...GROUP, severity: 'warning' });
+    expect(valueOf(await one(`xyn_queue_ready_depth{job="${JOB}"}`))).toBe(150);
+    expect(await shortLived.query('xyn:queue_ready_depth:fresh')).toEqual([]);
+    for (const name of ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers']) {
+      expect(await shortLived.query(rules.find((r) => r.name === name)!.query), name).toEqual([]);
+    }
+  });
+
+  it('a push the Pushgateway rejects (HTTP 400) satisfies XynPushRejected', async () => {
+    // Another group holds xyn_probe as a gauge; the same name as a counter is inconsistent.
+    const other = await fetch(`${gateway.url}/metrics/job/xyn_probe`, { method: 'PUT', body: '# TYPE xyn_probe gauge\nxyn_probe 1\n' });
+    expect(other.status).toBe(200);
+    const response = await fetch(`${gateway.url}/metrics/job/${JOB}/env/e2e`, {
+      method: 'PUT',
+      body: '# TYPE xyn_probe counter\nxyn_probe 1\n',
+    });
+    expect(response.status, await response.text()).toBe(400);
+    const rule = (await prometheus.ruleGroups()).flatMap((g) => g.rules).find((r) => r.name === 'XynPushRejected')!;
+    const result = await eventually('XynPushRejected condition', async () => {
+      const samples = await prometheus.query(rule.query);
+      return samples.length === 1 ? samples[0] : undefined;
+    });
+    expect(result.metric).toEqual({ __name__: 'xyn:push_failed_since_success_seconds', ...GROUP });
+    expect(valueOf(result)).toBeGreaterThan(0);
+  });
+
+  it('when the Pushgateway goes away, XynPushgatewayDown and XynMetricsAbsent conditions hold', async () => {
+    await gateway.stop();
+    const rules = (await prometheus.ruleGroups()).flatMap((g) => g.rules);
+    for (const name of ['XynPushgatewayDown', 'XynMetricsAbsent']) {
+      const rule = rules.find((r) => r.name === name)!;
+      await eventually(`${name} condition`, async () => ((await prometheus.query(rule.query)).length === 1 ? true : undefined));
     }
   });
 });

@@ -61,6 +61,11 @@ export interface TestConfigOptions {
   pushgateway: string;
   /** Scrape and rule evaluation interval, e.g. '1s'. */
   interval: string;
+  /**
+   * Where the rule files are: monitoring/ by default; 'beside' keeps the bare
+   * names, for modified copies passed to startPrometheus as `files`.
+   */
+  rules?: 'monitoring' | 'beside';
 }
 
 /**
@@ -73,8 +78,9 @@ export function testPrometheusConfig(source: string, options: TestConfigOptions)
   let text = source;
   text = replaceOnce(text, /^(\s+scrape_interval:) \S+$/m, `$1 ${options.interval}`, 'global scrape_interval');
   text = replaceOnce(text, /^(\s+evaluation_interval:) \S+$/m, `$1 ${options.interval}`, 'global evaluation_interval');
-  text = replaceOnce(text, /^(\s+- )rules\.yml$/m, `$1${path.join(MONITORING_DIR, 'rules.yml')}`, 'rule file rules.yml');
-  text = replaceOnce(text, /^(\s+- )alerts\.yml$/m, `$1${path.join(MONITORING_DIR, 'alerts.yml')}`, 'rule file alerts.yml');
+  const ruleDir = options.rules === 'beside' ? '' : MONITORING_DIR;
+  text = replaceOnce(text, /^(\s+- )rules\.yml$/m, `$1${path.join(ruleDir, 'rules.yml')}`, 'rule file rules.yml');
+  text = replaceOnce(text, /^(\s+- )alerts\.yml$/m, `$1${path.join(ruleDir, 'alerts.yml')}`, 'rule file alerts.yml');
   text = replaceOnce(text, /^alerting:\n(?:[ #].*\n|\n)*/m, '', 'alerting block');
   text = replaceOnce(text, /\['pushgateway:9091'\]/, `['${options.pushgateway}']`, 'Pushgateway target');
   return text;
@@ -155,11 +161,16 @@ async function ready(url: string, child: ChildProcess, dataDir: string, timeoutM
   throw new Error(`prometheus not ready after ${timeoutMs} ms`);
 }
 
-/** Start Prometheus with `config` (YAML text); retried on a port race. Stop it to remove its storage. */
-export async function startPrometheus(config: string, attempts = 3): Promise<TestPrometheus> {
+/**
+ * Start Prometheus with `config` (YAML text) and any `files` written beside it
+ * (e.g. modified rule files); retried on a port race. Stop it to remove its
+ * directory and storage.
+ */
+export async function startPrometheus(config: string, files: Record<string, string> = {}, attempts = 3): Promise<TestPrometheus> {
   const dir = await mkdtemp(path.join(tmpdir(), 'xyn-prometheus-'));
   const configFile = path.join(dir, 'prometheus.yml');
   await writeFile(configFile, config);
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, path.basename(name)), text);
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const dataDir = path.join(dir, `data-${attempt}`);
