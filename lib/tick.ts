@@ -88,14 +88,7 @@ export async function readQueueSnapshot(
     statementTimeoutMs: statementMs,
     lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs),
   });
-  let session;
-  try {
-    session = await openDatabase(config, deadline);
-  } catch (error) {
-    // Through a WebSocket proxy a refused TCP connect arrives as a bare close; name the step and port.
-    const port = new URL(config.databaseUrl).port || '5432';
-    throw new Error(`could not connect to port ${port}: ${describeError(error, config.secrets)}`);
-  }
+  const session = await openDatabase(config, deadline);
   let results;
   try {
     results = await session.batch(sql, deadline);

@@ -80,7 +80,7 @@ const TICK = { TICK_TIMEOUT_MS: '8000' };
 export const DATABASE_CASES: FaultCase[] = [
   {
     name: 'unreachable port',
-    cause: /database 127\.0\.0\.1: could not connect to port \d+: /,
+    cause: /database 127\.0\.0\.1: bridge could not connect to 127\.0\.0\.1:\d+: ECONNREFUSED/,
     budgetMs: 5_000,
     gatewayAfter: 'marked_failed',
     async env(ctx) {
@@ -90,14 +90,14 @@ export const DATABASE_CASES: FaultCase[] = [
   },
   {
     name: 'wrong password',
-    cause: /database 127\.0\.0\.1: could not connect to port \d+: password authentication failed for user "[^"]+"/,
+    cause: /database 127\.0\.0\.1: password authentication failed for user "[^"]+"/,
     budgetMs: 5_000,
     gatewayAfter: 'marked_failed',
     env: (ctx) => ({ ...TICK, DATABASE_URL: withUrl(ctx.env.DATABASE_URL!, (u) => (u.password = 'Wr0ng-Pa55word-x9')) }),
   },
   {
     name: 'database missing',
-    cause: /database 127\.0\.0\.1: could not connect to port \d+: database "xyn_no_such_db" does not exist/,
+    cause: /database 127\.0\.0\.1: database "xyn_no_such_db" does not exist/,
     budgetMs: 5_000,
     gatewayAfter: 'marked_failed',
     env: (ctx) => ({ ...TICK, DATABASE_URL: withUrl(ctx.env.DATABASE_URL!, (u) => (u.pathname = '/xyn_no_such_db')) }),

@@ -43,7 +43,8 @@ export async function startPushgateway(extraArgs: string[] = []): Promise<TestPu
 async function startPushgatewayOnce(extraArgs: string[]): Promise<TestPushgateway> {
   const port = await freePort();
   // --persistence.file= keeps it in memory: Debian's default file is shared by every gateway on the machine.
-  const child = spawn(pushgatewayBinary(), ['--persistence.file=', `--web.listen-address=127.0.0.1:${port}`, ...extraArgs], {
+  const persistence = extraArgs.some((a) => a.startsWith('--persistence.file')) ? [] : ['--persistence.file='];
+  const child = spawn(pushgatewayBinary(), [...persistence, `--web.listen-address=127.0.0.1:${port}`, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -52,7 +53,11 @@ async function startPushgatewayOnce(extraArgs: string[]): Promise<TestPushgatewa
   });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForHttp(`${url}/-/ready`, 10_000);
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`exited with ${code}`))),
+    );
+    exited.catch(() => {});
+    await Promise.race([waitForHttp(`${url}/-/ready`, 10_000), exited]);
     // If another process took the port first, ours exited and /-/ready answered for someone else.
     await new Promise((r) => setTimeout(r, 200));
     if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode} (port ${port} taken?)`);
