@@ -2,17 +2,22 @@
  * The scheduled Lambda: a thin adapter from (event, context) to runTick.
  * The deadline is the smaller of TICK_TIMEOUT_MS and the function's remaining
  * time less a margin, so the tick always ends (and logs) before Lambda kills it.
+ *
+ * Warm-container safe: nothing is kept between invocations. Every call parses
+ * the environment, opens its own connection and builds its own registry; no
+ * module-level state, no global prom-client metric.
  */
 
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { ConfigError, parseConfig } from '../lib/config';
-import { deadlineIn } from '../lib/deadline';
+import { deadlineIn, tickBudgetMs } from '../lib/deadline';
 import { stdoutSink } from '../lib/log';
 import { describeError } from '../lib/redact';
-import { lateBySeconds, runTick, type TickResult } from '../lib/tick';
+import { runSamples } from '../lib/sampling';
+import { lateBySeconds, type TickResult } from '../lib/tick';
 
 /** Room left after the deadline to log and return before Lambda's own timeout. */
-const EXIT_MARGIN_MS = 1_500;
+export const EXIT_MARGIN_MS = 1_500;
 
 export type CollectResponse = Pick<TickResult, 'outcome' | 'pushedTo' | 'durationMs'> | { outcome: 'skipped_late'; ageSeconds: number };
 
@@ -27,7 +32,14 @@ export async function collect(event: Partial<ScheduledEvent> | undefined, contex
     throw new Error(`xyn-metrics configuration error: ${message}`);
   }
 
-  const late = lateBySeconds(event?.time, Date.now(), config.maxEventAgeSeconds);
+  let late: number | undefined;
+  try {
+    late = lateBySeconds(event?.time, Date.now(), config.maxEventAgeSeconds);
+  } catch (error) {
+    const message = describeError(error, config.secrets);
+    stdoutSink({ level: 'error', msg: 'bad scheduled event', error: message });
+    throw new Error(`xyn-metrics: ${message}`);
+  }
   if (late !== undefined) {
     stdoutSink({
       level: 'warn',
@@ -41,10 +53,13 @@ export async function collect(event: Partial<ScheduledEvent> | undefined, contex
   }
 
   const remaining = context?.getRemainingTimeInMillis?.();
-  const budget = remaining === undefined ? config.tickTimeoutMs : Math.min(config.tickTimeoutMs, remaining - EXIT_MARGIN_MS);
-  const result = await runTick(config, {
-    deadline: deadlineIn(Math.max(0, budget)),
+  const budget = tickBudgetMs(config.tickTimeoutMs, remaining, EXIT_MARGIN_MS);
+  // One runTick, or SAMPLES_PER_INVOCATION ticks spread over the schedule period (lib/sampling.ts).
+  const result = await runSamples(config, {
+    deadline: deadlineIn(budget),
     context: { request_id: context?.awsRequestId, scheduled_at: event?.time },
+    eventTime: event?.time,
+    invocationDeadline: remaining === undefined ? undefined : deadlineIn(Math.max(0, remaining - EXIT_MARGIN_MS)),
   });
   return { outcome: result.outcome, pushedTo: result.pushedTo, durationMs: result.durationMs };
 }

@@ -25,6 +25,18 @@ export interface BridgeOptions {
   allow?: string[];
 }
 
+/** A Postgres ErrorResponse message (FATAL), as a server would send during startup. */
+export function postgresError(code: string, message: string): Buffer {
+  const fields = Buffer.concat([
+    Buffer.from(`SFATAL\0VFATAL\0C${code}\0M${message}\0`, 'utf8'),
+    Buffer.from([0]),
+  ]);
+  const header = Buffer.alloc(5);
+  header.write('E', 0, 'latin1');
+  header.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([header, fields]);
+}
+
 function relay(socket: WebSocket, target: string, sockets: Set<net.Socket>): void {
   const separator = target.lastIndexOf(':');
   const host = target.slice(0, separator).replace(/^\[|\]$/g, '');
@@ -42,7 +54,15 @@ function relay(socket: WebSocket, target: string, sockets: Set<net.Socket>): voi
   tcp.on('data', (chunk) => {
     if (socket.readyState === socket.OPEN) socket.send(chunk);
   });
-  tcp.on('error', () => socket.terminate());
+  tcp.on('error', (error: NodeJS.ErrnoException) => {
+    if (!connected && socket.readyState === socket.OPEN) {
+      // Say why in the protocol the client speaks, instead of a bare close it cannot explain.
+      socket.send(postgresError('08001', `bridge could not connect to ${target}: ${error.code ?? error.message}`));
+      socket.close();
+    } else {
+      socket.terminate();
+    }
+  });
   tcp.on('close', () => {
     sockets.delete(tcp);
     if (socket.readyState === socket.OPEN) socket.close();

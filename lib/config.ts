@@ -4,6 +4,8 @@
  * secret is ever part of a message.
  */
 
+import { readFileSync } from 'node:fs';
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -32,6 +34,31 @@ export interface TableName {
   display: string;
 }
 
+export interface ColumnName {
+  name: string;
+  /** Quoted for SQL: "name" */
+  sql: string;
+}
+
+/** Opt-in worker liveness (HEARTBEAT_TABLE): one count, never a per-worker label. */
+export interface HeartbeatConfig {
+  table: TableName;
+  workerColumn: ColumnName;
+  atColumn: ColumnName;
+  ttlSeconds: number;
+}
+
+/** Opt-in per-blueprint metrics (BLUEPRINT_COLUMN with the start and finish columns). */
+export interface BlueprintConfig {
+  column: ColumnName;
+  startedColumn: ColumnName;
+  finishedColumn: ColumnName;
+  /** Durations cover runs finished within this many seconds of the database clock. */
+  windowSeconds: number;
+  /** Blueprints beyond the top K by volume are summed under blueprint="other". */
+  topK: number;
+}
+
 export interface Config {
   databaseUrl: string;
   databaseHost: string;
@@ -51,6 +78,18 @@ export interface Config {
   statusEstimateAbove: number | undefined;
   /** PUSH_DRY_RUN=true: no gateway; the tick logs its exposition text instead (local use). */
   dryRun: boolean;
+  /**
+   * Extras (docs/extras.md). Optional so code that builds a Config by hand keeps
+   * compiling; parseConfig always sets the numbers.
+   */
+  /** Samples (ticks) per scheduled invocation, evenly spaced within the schedule period. */
+  samplesPerInvocation?: number;
+  /** The schedule's period; must match the deployed rate (COLLECT_SCHEDULE). */
+  schedulePeriodSeconds?: number;
+  /** Bearer token the /metrics HTTP function demands; unset means it refuses to serve. */
+  metricsBearerToken?: string | undefined;
+  heartbeat?: HeartbeatConfig | undefined;
+  blueprints?: BlueprintConfig | undefined;
   /** Every secret value held, for redaction of anything that leaves the process. */
   secrets: string[];
 }
@@ -76,7 +115,17 @@ export const DEFAULTS = {
   PUSH_TIMEOUT_MS: 5_000,
   PUSH_RETRIES: 2,
   MAX_EVENT_AGE_SECONDS: 90,
+  SAMPLES_PER_INVOCATION: 1,
+  SCHEDULE_PERIOD_SECONDS: 60,
+  HEARTBEAT_WORKER_COLUMN: 'worker_id',
+  HEARTBEAT_AT_COLUMN: 'heartbeat_at',
+  HEARTBEAT_TTL_SECONDS: 60,
+  BLUEPRINT_WINDOW_SECONDS: 3_600,
+  BLUEPRINT_TOP_K: 20,
 } as const;
+
+/** A bearer token shorter than this is guessable; the /metrics function would be as good as open. */
+export const MIN_BEARER_TOKEN_LENGTH = 16;
 
 /**
  * An optional variable set to '' counts as unset (deploy templates write '' for
@@ -106,12 +155,33 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
+/** A value without "scheme://" is never echoed: it may be a pasted password or token. */
+function requireScheme(name: string, raw: string, example: string): void {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    throw new ConfigError(`${name} has no scheme; it must look like ${example}`);
+  }
+}
+
+/** Loopback only: where plain text never leaves the machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** Secrets travel in HTTP headers: no control characters, no surrounding blanks. */
+function checkSecretText(name: string, value: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(value)) throw new ConfigError(`${name} contains a control character (a stray newline?)`);
+}
+
 function parseUrl(name: string, raw: string, protocols: string[]): URL {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`${name} is not a valid URL (expected ${protocols[0]}//host:port)`);
+    throw new ConfigError(
+      `${name} is not a valid URL (expected ${protocols[0]}//host:port; characters such as / @ # ? in a password must be percent-encoded)`,
+    );
   }
   if (!protocols.includes(url.protocol)) {
     throw new ConfigError(
@@ -154,6 +224,74 @@ export function parseTableName(raw: string, variable = 'RUNS_TABLE'): TableName 
   return { schema, name, sql, display: raw };
 }
 
+export function parseColumnName(raw: string, variable: string): ColumnName {
+  if (!IDENTIFIER.test(raw)) {
+    throw new ConfigError(`${variable} must be a column name made of letters, digits and underscores, got "${raw}"`);
+  }
+  return { name: raw, sql: `"${raw}"` };
+}
+
+function parseHeartbeat(env: Env): HeartbeatConfig | undefined {
+  const table = text(env, 'HEARTBEAT_TABLE');
+  if (table === undefined) {
+    // A half-configured feature is a typo, not a wish: say so instead of silently doing nothing.
+    const stray = ['HEARTBEAT_WORKER_COLUMN', 'HEARTBEAT_AT_COLUMN', 'HEARTBEAT_TTL_SECONDS'].find((v) => text(env, v) !== undefined);
+    if (stray) throw new ConfigError(`${stray} is set but HEARTBEAT_TABLE is not; set HEARTBEAT_TABLE to enable worker liveness`);
+    return undefined;
+  }
+  return {
+    table: parseTableName(table, 'HEARTBEAT_TABLE'),
+    workerColumn: parseColumnName(text(env, 'HEARTBEAT_WORKER_COLUMN') ?? DEFAULTS.HEARTBEAT_WORKER_COLUMN, 'HEARTBEAT_WORKER_COLUMN'),
+    atColumn: parseColumnName(text(env, 'HEARTBEAT_AT_COLUMN') ?? DEFAULTS.HEARTBEAT_AT_COLUMN, 'HEARTBEAT_AT_COLUMN'),
+    ttlSeconds: integer(env, 'HEARTBEAT_TTL_SECONDS', DEFAULTS.HEARTBEAT_TTL_SECONDS, 1, 86_400),
+  };
+}
+
+function parseBlueprints(env: Env): BlueprintConfig | undefined {
+  const columns = ['BLUEPRINT_COLUMN', 'RUN_STARTED_COLUMN', 'RUN_FINISHED_COLUMN'] as const;
+  const set = columns.filter((v) => text(env, v) !== undefined);
+  if (set.length === 0) {
+    const stray = ['BLUEPRINT_WINDOW_SECONDS', 'BLUEPRINT_TOP_K'].find((v) => text(env, v) !== undefined);
+    if (stray) throw new ConfigError(`${stray} is set but BLUEPRINT_COLUMN is not; set ${columns.join(', ')} to enable per-blueprint metrics`);
+    return undefined;
+  }
+  const missing = columns.find((v) => text(env, v) === undefined);
+  if (missing) {
+    throw new ConfigError(`${missing} is not set; per-blueprint metrics need all of ${columns.join(', ')} (${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set)`);
+  }
+  return {
+    column: parseColumnName(text(env, 'BLUEPRINT_COLUMN')!, 'BLUEPRINT_COLUMN'),
+    startedColumn: parseColumnName(text(env, 'RUN_STARTED_COLUMN')!, 'RUN_STARTED_COLUMN'),
+    finishedColumn: parseColumnName(text(env, 'RUN_FINISHED_COLUMN')!, 'RUN_FINISHED_COLUMN'),
+    windowSeconds: integer(env, 'BLUEPRINT_WINDOW_SECONDS', DEFAULTS.BLUEPRINT_WINDOW_SECONDS, 60, 7 * 86_400),
+    topK: integer(env, 'BLUEPRINT_TOP_K', DEFAULTS.BLUEPRINT_TOP_K, 1, 200),
+  };
+}
+
+function parseSampling(env: Env): { samplesPerInvocation: number; schedulePeriodSeconds: number } {
+  const schedulePeriodSeconds = integer(env, 'SCHEDULE_PERIOD_SECONDS', DEFAULTS.SCHEDULE_PERIOD_SECONDS, 1, 3_600);
+  const samplesPerInvocation = integer(env, 'SAMPLES_PER_INVOCATION', DEFAULTS.SAMPLES_PER_INVOCATION, 1, 60);
+  if (samplesPerInvocation > schedulePeriodSeconds) {
+    throw new ConfigError(
+      `SAMPLES_PER_INVOCATION must leave at least 1 second per sample: ${samplesPerInvocation} samples in SCHEDULE_PERIOD_SECONDS=${schedulePeriodSeconds}`,
+    );
+  }
+  return { samplesPerInvocation, schedulePeriodSeconds };
+}
+
+function parseBearerToken(env: Env): string | undefined {
+  const token = text(env, 'METRICS_BEARER_TOKEN');
+  if (token === undefined) return undefined;
+  // The length is safe to name; the value never is.
+  if (token.length < MIN_BEARER_TOKEN_LENGTH) {
+    throw new ConfigError(`METRICS_BEARER_TOKEN must be at least ${MIN_BEARER_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32)`);
+  }
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new ConfigError('METRICS_BEARER_TOKEN must be printable ASCII without spaces');
+  }
+  return token;
+}
+
 function parseGrouping(raw: string | undefined): Record<string, string> {
   const grouping: Record<string, string> = {};
   if (raw === undefined) return grouping;
@@ -181,9 +319,13 @@ function parseGrouping(raw: string | undefined): Record<string, string> {
 function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | undefined {
   const raw = isRequired ? required(env, 'PUSHGATEWAY_URL', 'e.g. http://pushgateway:9091') : text(env, 'PUSHGATEWAY_URL');
   if (raw === undefined) return undefined;
+  requireScheme('PUSHGATEWAY_URL', raw, 'https://pushgateway.example:9091');
   checkPortText('PUSHGATEWAY_URL', raw);
   const url = parseUrl('PUSHGATEWAY_URL', raw, ['http:', 'https:']);
   if (url.search || url.hash) throw new ConfigError('PUSHGATEWAY_URL must not have a query or fragment');
+  if (/\/metrics(\/|$)/.test(url.pathname)) {
+    throw new ConfigError('PUSHGATEWAY_URL is the base URL of the gateway; drop the /metrics… path (the push adds /metrics/job/<job>)');
+  }
 
   const username = text(env, 'PUSHGATEWAY_USERNAME') ?? (url.username ? decodeURIComponent(url.username) : undefined);
   const password = text(env, 'PUSHGATEWAY_PASSWORD') ?? (url.password ? decodeURIComponent(url.password) : undefined);
@@ -197,7 +339,18 @@ function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | un
   } else if (username !== undefined || password !== undefined) {
     if (username === undefined) throw new ConfigError('PUSHGATEWAY_PASSWORD is set but PUSHGATEWAY_USERNAME is not');
     if (password === undefined) throw new ConfigError('PUSHGATEWAY_USERNAME is set but PUSHGATEWAY_PASSWORD is not');
+    if (username.includes(':')) throw new ConfigError('PUSHGATEWAY_USERNAME must not contain ":" (basic auth separates user and password with it)');
     auth = { kind: 'basic', username, password };
+  }
+  if (auth?.kind === 'bearer') checkSecretText('PUSHGATEWAY_TOKEN', auth.token);
+  if (auth?.kind === 'basic') {
+    checkSecretText('PUSHGATEWAY_USERNAME', auth.username);
+    checkSecretText('PUSHGATEWAY_PASSWORD', auth.password);
+  }
+  if (auth !== undefined && url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    throw new ConfigError(
+      'PUSHGATEWAY_URL is http:// but credentials are configured: they would cross the network in clear text; use https://',
+    );
   }
 
   url.username = '';
@@ -211,20 +364,48 @@ function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | un
     auth,
     job,
     grouping: parseGrouping(text(env, 'PUSHGATEWAY_GROUPING')),
-    caFile: text(env, 'PUSHGATEWAY_CA_FILE'),
+    caFile: caFile(text(env, 'PUSHGATEWAY_CA_FILE'), url),
   };
+}
+
+/** The CA bundle must exist and hold a PEM certificate now, not fail at the first push. */
+function caFile(path: string | undefined, url: URL): string | undefined {
+  if (path === undefined) return undefined;
+  if (url.protocol !== 'https:') throw new ConfigError('PUSHGATEWAY_CA_FILE is set but PUSHGATEWAY_URL is not https://');
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'unreadable';
+    throw new ConfigError(`PUSHGATEWAY_CA_FILE cannot be read (${code}): ${path}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError(`PUSHGATEWAY_CA_FILE holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${path}`);
+  }
+  return path;
 }
 
 export function isNeonHost(host: string): boolean {
   return /(^|\.)neon\.(tech|build)$/i.test(host);
 }
 
-function parseDatabase(env: Env): { databaseUrl: string; host: string; password: string | undefined; proxy: string | undefined } {
+interface DatabaseSettings {
+  databaseUrl: string;
+  host: string;
+  password: string | undefined;
+  encodedPassword: string | undefined;
+  proxy: string | undefined;
+}
+
+function parseDatabase(env: Env): DatabaseSettings {
   const raw = required(env, 'DATABASE_URL', 'postgresql://user:password@host:5432/db');
+  requireScheme('DATABASE_URL', raw, 'postgresql://user:password@host:5432/db');
   checkPortText('DATABASE_URL', raw);
   const url = parseUrl('DATABASE_URL', raw, ['postgresql:', 'postgres:']);
   if (url.pathname.length <= 1) throw new ConfigError('DATABASE_URL names no database (…/dbname)');
+  // Both forms are secrets: as written in the URL (percent-encoded) and as sent.
   const password = url.password ? decodeURIComponent(url.password) : undefined;
+  const encodedPassword = url.password || undefined;
 
   const proxy = text(env, 'DATABASE_WS_PROXY');
   if (proxy !== undefined) {
@@ -237,8 +418,13 @@ function parseDatabase(env: Env): { databaseUrl: string; host: string; password:
     if (isNeonHost(url.hostname)) {
       throw new ConfigError('DATABASE_WS_PROXY is for local databases only; Neon hosts always use the secure WebSocket');
     }
+    // The proxy path is plain text (ws://, no TLS): the password must not leave the machine.
+    const proxyHost = proxy.replace(/:\d{1,5}(\/.*)?$/, '');
+    if (!isLoopbackHost(proxyHost)) {
+      throw new ConfigError('DATABASE_WS_PROXY must be a loopback address (127.0.0.1, ::1 or localhost): it is plain text');
+    }
   }
-  return { databaseUrl: raw, host: url.hostname, password, proxy };
+  return { databaseUrl: raw, host: url.hostname, password, encodedPassword, proxy };
 }
 
 function flag(env: Env, name: string): boolean {
@@ -249,6 +435,12 @@ function flag(env: Env, name: string): boolean {
 }
 
 export function parseConfig(env: Env, options: ParseOptions = { requirePushgateway: true }): Config {
+  // Node reads this for every TLS connection of the process (the Neon WebSocket and the push).
+  if (env.NODE_TLS_REJECT_UNAUTHORIZED?.trim() === '0') {
+    throw new ConfigError(
+      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns certificate checks off; unset it (for a private CA use PUSHGATEWAY_CA_FILE)',
+    );
+  }
   const db = parseDatabase(env);
   const dryRun = flag(env, 'PUSH_DRY_RUN');
   if (dryRun && text(env, 'PUSHGATEWAY_URL') !== undefined) {
@@ -258,8 +450,17 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   const runsTable = parseTableName(text(env, 'RUNS_TABLE') ?? DEFAULTS.RUNS_TABLE);
   const estimateRaw = text(env, 'STATUS_ESTIMATE_ABOVE');
 
-  const secrets = [db.password];
-  if (pushgateway?.auth?.kind === 'basic') secrets.push(pushgateway.auth.password);
+  const metricsBearerToken = parseBearerToken(env);
+  const sampling = parseSampling(env);
+  const heartbeat = parseHeartbeat(env);
+  const blueprints = parseBlueprints(env);
+
+  const secrets = [db.password, db.encodedPassword, metricsBearerToken];
+  if (pushgateway?.auth?.kind === 'basic') {
+    const { username, password } = pushgateway.auth;
+    // The Authorization header carries base64("user:password"), which holds no base64 of the password alone.
+    secrets.push(password, Buffer.from(`${username}:${password}`).toString('base64'));
+  }
   if (pushgateway?.auth?.kind === 'bearer') secrets.push(pushgateway.auth.token);
 
   return {
@@ -277,6 +478,10 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
     statusEstimateAbove:
       estimateRaw === undefined ? undefined : integer(env, 'STATUS_ESTIMATE_ABOVE', 0, 1, Number.MAX_SAFE_INTEGER),
     dryRun,
+    ...sampling,
+    metricsBearerToken,
+    heartbeat,
+    blueprints,
     secrets: secrets.filter((s): s is string => s !== undefined && s.length > 0),
   };
 }

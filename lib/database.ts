@@ -10,8 +10,14 @@ import ws from 'ws';
 import type { Config } from './config';
 import { withDeadline, type Deadline } from './deadline';
 
-/** How long a clean close may take before the socket is cut; the data is already in hand. */
-const CLOSE_GRACE_MS = 1_000;
+/**
+ * How long a clean close may take before the socket is cut. A WebSocket close
+ * waits for the peer's close frame (the ws library gives up only after 30 s),
+ * so a peer that never answers would hold the tick. Cutting is safe: the data
+ * is already in hand, the transaction was READ ONLY, and the server sees the
+ * TCP connection drop. So a cut close does not fail the tick (it is logged).
+ */
+export const CLOSE_GRACE_MS = 1_000;
 
 export interface DriverSettings {
   wsProxy?: string | ((host: string, port: number | string) => string);
@@ -50,6 +56,20 @@ export interface DatabaseSession {
   close(deadline: Deadline): Promise<{ forced: boolean }>;
 }
 
+/**
+ * The driver rejects with whatever its socket emitted, which for a WebSocket
+ * failure is an ErrorEvent, not an Error ("[object Object]" in a message).
+ */
+export function asError(error: unknown): Error {
+  if (error instanceof Error) return error;
+  const event = error as { error?: unknown; message?: unknown; type?: unknown } | null;
+  if (event?.error instanceof Error) return event.error;
+  if (typeof event?.message === 'string' && event.message) return new Error(event.message);
+  if (typeof event?.type === 'string') return new Error(`WebSocket ${event.type}`);
+  return new Error(String(error));
+}
+
+/** Drop the WebSocket at once (no close handshake), whatever state it is in. */
 function cut(client: Client): void {
   const socket = client.neonConfig as unknown as NeonSocketLike;
   try {
@@ -57,6 +77,10 @@ function cut(client: Client): void {
   } catch {
     // already gone
   }
+}
+
+function rethrowAsError(error: unknown): never {
+  throw asError(error);
 }
 
 export async function openDatabase(config: Config, deadline: Deadline): Promise<DatabaseSession> {
@@ -68,7 +92,7 @@ export async function openDatabase(config: Config, deadline: Deadline): Promise<
   client.on('error', () => {});
 
   try {
-    await withDeadline('database connect', deadline, client.connect(), () => cut(client));
+    await withDeadline('database connect', deadline, client.connect().catch(rethrowAsError), () => cut(client));
   } catch (error) {
     cut(client);
     throw error;
@@ -76,12 +100,13 @@ export async function openDatabase(config: Config, deadline: Deadline): Promise<
 
   return {
     async batch(sql, deadline) {
-      const result = await withDeadline('database query', deadline, client.query(sql) as Promise<unknown>, () => cut(client));
+      const query = (client.query(sql) as Promise<unknown>).catch(rethrowAsError);
+      const result = await withDeadline('database query', deadline, query, () => cut(client));
       return (Array.isArray(result) ? result : [result]) as QueryResultLike[];
     },
     async close(deadline) {
       try {
-        await withDeadline('database close', deadline, client.end(), () => cut(client), CLOSE_GRACE_MS);
+        await withDeadline('database close', deadline, client.end(), () => cut(client), CLOSE_GRACE_MS, 'close grace');
         return { forced: false };
       } catch {
         cut(client);

@@ -7,6 +7,7 @@
  */
 
 import { Gauge, Registry } from 'prom-client';
+import { BLUEPRINT_QUANTILES, type BlueprintSnapshot } from './blueprints';
 import type { QueueSnapshot } from './snapshot';
 
 export interface MetricDefinition {
@@ -50,6 +51,22 @@ export const METRICS = {
     'RUNNING runs holding a lease that has not expired: runs being worked on now.',
     [] as const,
   ),
+  // Extras (docs/extras.md), present only when configured.
+  workersAlive: define(
+    'xyn_workers_alive',
+    'Distinct workers whose last heartbeat is within HEARTBEAT_TTL_SECONDS of the database clock. Present only when HEARTBEAT_TABLE is set.',
+    [] as const,
+  ),
+  blueprintRunCount: define(
+    'xyn_blueprint_run_count',
+    'QUEUED and RUNNING runs per blueprint; the top BLUEPRINT_TOP_K blueprints by volume keep their name, the rest are summed under blueprint="other".',
+    ['blueprint', 'status'] as const,
+  ),
+  blueprintDuration: define(
+    'xyn_blueprint_duration_seconds',
+    'Run duration quantiles (finished - started) per blueprint over runs finished in the last BLUEPRINT_WINDOW_SECONDS; blueprint="other" pools the rest.',
+    ['blueprint', 'quantile'] as const,
+  ),
   collectorUp: define(
     'xyn_collector_up',
     'Whether the last collector tick read the database: 1 when it did, 0 when it failed (queue gauges are then absent).',
@@ -71,6 +88,19 @@ function gauge(registry: Registry, def: MetricDefinition): Gauge<string> {
   return new Gauge({ name: def.name, help: def.help, labelNames: [...def.labelNames], registers: [registry] });
 }
 
+function addBlueprints(registry: Registry, blueprints: BlueprintSnapshot): void {
+  const runs = gauge(registry, METRICS.blueprintRunCount);
+  for (const c of blueprints.counts) {
+    runs.set({ blueprint: c.blueprint, status: 'QUEUED' }, c.queued);
+    runs.set({ blueprint: c.blueprint, status: 'RUNNING' }, c.running);
+  }
+  // A blueprint with no run finished in the window has no quantiles: absent, not NaN.
+  const duration = gauge(registry, METRICS.blueprintDuration);
+  for (const d of blueprints.durations) {
+    for (const q of BLUEPRINT_QUANTILES) duration.set({ blueprint: d.blueprint, quantile: q }, d.quantiles[q]);
+  }
+}
+
 /**
  * The registry for one push. Without a snapshot (the database could not be
  * read) only the collector-health gauges are present, so a PUT of it removes
@@ -86,6 +116,8 @@ export function buildRegistry(snapshot: QueueSnapshot | undefined, health: Colle
     gauge(registry, METRICS.oldestReadySeconds).set(snapshot.oldestReadySeconds);
     gauge(registry, METRICS.expiredLeases).set(snapshot.expiredLeases);
     gauge(registry, METRICS.activeLeases).set(snapshot.activeLeases);
+    if (snapshot.workersAlive !== undefined) gauge(registry, METRICS.workersAlive).set(snapshot.workersAlive);
+    if (snapshot.blueprints) addBlueprints(registry, snapshot.blueprints);
   }
   gauge(registry, METRICS.collectorUp).set(health.up ? 1 : 0);
   gauge(registry, METRICS.collectorDuration).set(health.durationSeconds);

@@ -4,8 +4,11 @@
  * a series the tick no longer has is gone after the push; there is never a
  * per-invocation label, so there is never more than one group to go stale.
  *
- * Each attempt is bounded by the tick's deadline (not only by the socket idle
- * timeout), retried with backoff on network errors and 5xx, never on 4xx.
+ * Each attempt is bounded by the tick's deadline and by PUSH_TIMEOUT_MS of wall
+ * time, not only by prom-client's `timeout` (a socket idle timeout, which a
+ * gateway trickling a byte a second never trips). A cut attempt is aborted, so
+ * its socket closes. Retried with backoff on network errors, 429 and 5xx, never
+ * on other 4xx; the backoff never sleeps past the deadline.
  */
 
 import { readFileSync } from 'node:fs';
@@ -81,9 +84,8 @@ export async function pushToGateway(
   const ca = config.caFile ? readFileSync(config.caFile) : undefined;
   let lastError: unknown;
   let attempt = 0;
-  while (attempt <= options.retries) {
+  while (attempt <= options.retries && deadline.remainingMs() > 0) {
     attempt += 1;
-    if (deadline.remainingMs() <= 0) break;
     const abort = new AbortController();
     const gateway = new Pushgateway(
       config.url,
@@ -104,6 +106,7 @@ export async function pushToGateway(
         gateway.push({ jobName: config.job, groupings: config.grouping }),
         () => abort.abort(),
         options.attemptTimeoutMs,
+        'PUSH_TIMEOUT_MS',
       );
       return { attempts: attempt };
     } catch (error) {
@@ -111,12 +114,12 @@ export async function pushToGateway(
       lastError = error;
       if (!retryable(error)) break;
       const backoff = Math.min(200 * 2 ** (attempt - 1), 2_000);
-      if (attempt <= options.retries && deadline.remainingMs() > backoff) await sleep(backoff);
+      if (attempt <= options.retries && deadline.remainingMs() > backoff) await sleep(backoff, deadline);
       else break;
     }
   }
   throw new PushError(
-    `push to ${groupPath(config)} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${reason(lastError ?? new DeadlineError('no time left for the push'))}`,
+    `push to ${groupPath(config)} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${reason(lastError ?? new DeadlineError('no time left before the tick deadline'))}`,
     statusOf(lastError),
     attempt,
   );

@@ -16,7 +16,7 @@
  * validated integers. Nothing else is spliced in.
  */
 
-import type { TableName } from './config';
+import type { BlueprintConfig, HeartbeatConfig, TableName } from './config';
 
 export interface SnapshotQueryOptions {
   table: TableName;
@@ -142,4 +142,84 @@ export function snapshotBatchSql(selects: string[], { statementTimeoutMs, lockTi
     ...selects,
     'COMMIT',
   ].join(';\n');
+}
+
+/**
+ * Worker liveness (opt-in, HEARTBEAT_TABLE): distinct workers whose latest
+ * heartbeat is within the TTL of the database clock. The WHERE bounds the read
+ * to the last TTL seconds of heartbeats (an index on the timestamp column makes
+ * it a range scan); it works for a one-row-per-worker table and for an
+ * append-only log alike. One number, never a per-worker label.
+ */
+export function workersAliveSql({ table, workerColumn, atColumn, ttlSeconds }: HeartbeatConfig): string {
+  return `SELECT count(DISTINCT h.${workerColumn.sql}) AS workers_alive
+FROM ${table.sql} h
+WHERE h.${atColumn.sql} >= now() - interval '${int(ttlSeconds)} seconds'`;
+}
+
+/** The bucket every blueprint outside the top K is summed under. */
+export const OTHER_BLUEPRINT = 'other';
+
+/**
+ * Per-blueprint figures (opt-in, BLUEPRINT_COLUMN): QUEUED/RUNNING counts per
+ * blueprint and duration quantiles over runs finished in the window.
+ *
+ * Bounded reads only: the active runs come from ix_runs_status (QUEUED and
+ * RUNNING entries, the same rows the queue snapshot reads); finished runs come
+ * from a range on the finish column over the last windowSeconds (index it:
+ * docs/extras.md). Cardinality is capped in SQL, where the pooled quantiles of
+ * "other" can be computed: the top K blueprints by volume (active + finished
+ * in the window) keep their name, the rest, NULL and a blueprint literally
+ * named "other" go to "other".
+ */
+export function blueprintSql(table: TableName, config: BlueprintConfig): string {
+  const t = table.sql;
+  const bp = config.column.sql;
+  const started = config.startedColumn.sql;
+  const finished = config.finishedColumn.sql;
+  const other = literal(OTHER_BLUEPRINT);
+  return `WITH
+  active AS (
+    SELECT coalesce(a.${bp}::text, ${other}) AS blueprint, a.status::text AS status, count(*) AS n
+    FROM ${t} a WHERE a.status IN ('QUEUED', 'RUNNING')
+    GROUP BY 1, 2
+  ),
+  finished AS (
+    SELECT coalesce(f.${bp}::text, ${other}) AS blueprint,
+           greatest(0, extract(epoch FROM f.${finished} - f.${started}))::float8 AS seconds
+    FROM ${t} f
+    WHERE f.${finished} >= now() - interval '${int(config.windowSeconds)} seconds'
+      AND f.${started} IS NOT NULL
+  ),
+  volume AS (
+    SELECT blueprint, sum(n) AS n
+    FROM (SELECT blueprint, n FROM active UNION ALL SELECT blueprint, count(*) FROM finished GROUP BY blueprint) v
+    GROUP BY blueprint
+  ),
+  ranked AS (
+    -- "other" sorts last so it never takes one of the K named places.
+    SELECT blueprint,
+           CASE WHEN blueprint <> ${other}
+                 AND row_number() OVER (ORDER BY blueprint = ${other}, n DESC, blueprint) <= ${int(config.topK)}
+                THEN blueprint ELSE ${other} END AS label
+    FROM volume
+  ),
+  counts AS (
+    SELECT r.label,
+           coalesce(sum(a.n) FILTER (WHERE a.status = 'QUEUED'), 0) AS queued,
+           coalesce(sum(a.n) FILTER (WHERE a.status = 'RUNNING'), 0) AS running
+    FROM ranked r LEFT JOIN active a ON a.blueprint = r.blueprint
+    GROUP BY r.label
+  ),
+  durations AS (
+    SELECT r.label, count(*) AS finished,
+           percentile_cont(ARRAY[0.5, 0.9, 0.99]::float8[]) WITHIN GROUP (ORDER BY f.seconds) AS quantiles
+    FROM finished f JOIN ranked r ON r.blueprint = f.blueprint
+    GROUP BY r.label
+  )
+SELECT
+  (SELECT coalesce(json_agg(json_build_object('blueprint', label, 'queued', queued, 'running', running)
+                            ORDER BY label), '[]'::json) FROM counts) AS blueprint_counts,
+  (SELECT coalesce(json_agg(json_build_object('blueprint', label, 'finished', finished, 'quantiles', quantiles)
+                            ORDER BY label), '[]'::json) FROM durations) AS blueprint_durations`;
 }

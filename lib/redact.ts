@@ -16,14 +16,14 @@ function variants(secret: string): string[] {
 }
 
 export function redact(message: string, secrets: readonly string[]): string {
+  // Longest first: a secret that contains another must not be left half-masked.
+  const forms = [...new Set(secrets.flatMap(variants))].sort((a, b) => b.length - a.length);
   let out = message;
-  for (const secret of secrets) {
-    for (const form of variants(secret)) out = out.split(form).join(MASK);
-  }
+  for (const form of forms) out = out.split(form).join(MASK);
   // Userinfo in any URL, whatever the configuration knew about.
   out = out.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s"']*):[^@/\s"']*@/gi, `$1:${MASK}@`);
   out = out.replace(/(authorization:\s*(?:basic|bearer)\s+)[^\s"',;]+/gi, `$1${MASK}`);
-  out = out.replace(/(password=)[^&\s"',;]+/gi, `$1${MASK}`);
+  out = out.replace(/\b((?:password|passwd|pwd|token|access_token|secret)=)[^&\s"',;]+/gi, `$1${MASK}`);
   return out;
 }
 
@@ -36,6 +36,9 @@ export function describeError(error: unknown, secrets: readonly string[]): strin
     message = error.message || error.name;
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' && !message.includes(code)) message = `${message} (${code})`;
+    // "fetch failed" and friends keep the real reason in `cause`.
+    const cause = error.cause instanceof Error ? error.cause.message : undefined;
+    if (cause && !message.includes(cause)) message = `${message}: ${cause}`;
   } else {
     message = String(error);
   }

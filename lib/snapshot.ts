@@ -3,6 +3,8 @@
  * toQueueSnapshot is pure so the arithmetic is unit-tested without a database.
  */
 
+import type { BlueprintSnapshot } from './blueprints';
+
 export interface StatusCount {
   status: string;
   count: number;
@@ -20,6 +22,9 @@ export interface QueueSnapshot {
   oldestReadySeconds: number;
   expiredLeases: number;
   activeLeases: number;
+  /** Opt-in extras (docs/extras.md); absent when not configured. */
+  workersAlive?: number;
+  blueprints?: BlueprintSnapshot;
 }
 
 export class SnapshotError extends Error {
@@ -27,7 +32,7 @@ export class SnapshotError extends Error {
 }
 
 /** Counts arrive as bigint text from the driver; numbers from json. */
-function count(value: unknown, field: string): number {
+export function count(value: unknown, field: string): number {
   const n = typeof value === 'string' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || !Number.isInteger(n)) {
     throw new SnapshotError(`unexpected value for ${field}: ${JSON.stringify(value)}`);
@@ -35,7 +40,7 @@ function count(value: unknown, field: string): number {
   return n;
 }
 
-function seconds(value: unknown, field: string): number {
+export function seconds(value: unknown, field: string): number {
   const n = typeof value === 'string' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isFinite(n)) {
     throw new SnapshotError(`unexpected value for ${field}: ${JSON.stringify(value)}`);
@@ -43,7 +48,7 @@ function seconds(value: unknown, field: string): number {
   return n;
 }
 
-function jsonArray(value: unknown, field: string): unknown[] {
+export function jsonArray(value: unknown, field: string): unknown[] {
   const parsed = typeof value === 'string' ? (JSON.parse(value) as unknown) : value;
   if (!Array.isArray(parsed)) throw new SnapshotError(`unexpected value for ${field}: not a list`);
   return parsed;
@@ -93,5 +98,8 @@ export function summarize(snapshot: QueueSnapshot): Record<string, unknown> {
     expired_leases: snapshot.expiredLeases,
     active_leases: snapshot.activeLeases,
     depth: Object.fromEntries(snapshot.statuses.map((s) => [s.status, s.count])),
+    ...(snapshot.workersAlive !== undefined ? { workers_alive: snapshot.workersAlive } : {}),
+    // Only the size: blueprint names are the workload's business, not the log's.
+    ...(snapshot.blueprints ? { blueprint_labels: snapshot.blueprints.counts.length } : {}),
   };
 }

@@ -10,13 +10,15 @@
 import type { Registry } from 'prom-client';
 import type { Config } from './config';
 import { openDatabase } from './database';
-import { deadlineIn, type Deadline } from './deadline';
+import { deadlineBefore, deadlineIn, type Deadline } from './deadline';
 import { redactingSink, stdoutSink, type LogSink } from './log';
 import { buildRegistry } from './metrics';
 import { groupPath, PushError, pushToGateway } from './push';
-import { queueSnapshotSql, snapshotBatchSql } from './queries';
+import { toBlueprintSnapshot } from './blueprints';
+import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
 import { describeError } from './redact';
 import { summarize, toQueueSnapshot, type QueueSnapshot } from './snapshot';
+import { toWorkersAlive } from './workers';
 
 export class TickError extends Error {
   override name = 'TickError';
@@ -49,33 +51,91 @@ export interface TickOptions {
   context?: Record<string, unknown>;
 }
 
-/** The statement timeout never outlives the tick: what is left, less room to push. */
-function statementBudgetMs(config: Config, deadline: Deadline): number {
-  const leaveForPush = config.pushgateway ? Math.min(config.pushAttemptTimeoutMs, deadline.remainingMs() / 3) : 0;
-  return Math.max(10, Math.min(config.statementTimeoutMs, Math.floor(deadline.remainingMs() - leaveForPush)));
+/**
+ * Time kept back from the database for the push: a database that hangs must
+ * still leave time to push xyn_collector_up 0, or its old figures stay on display.
+ */
+function pushReserveMs(config: Config, deadline: Deadline): number {
+  return config.pushgateway ? Math.min(config.pushAttemptTimeoutMs, deadline.remainingMs() / 3) : 0;
 }
 
-export async function readQueueSnapshot(config: Config, deadline: Deadline): Promise<QueueSnapshot> {
+/** The statement timeout never outlives the database's share of the tick. */
+function statementBudgetMs(config: Config, deadline: Deadline): number {
+  return Math.max(10, Math.min(config.statementTimeoutMs, Math.floor(deadline.remainingMs())));
+}
+
+/**
+ * Every SELECT of a tick, in batch order: the queue snapshot, then the opt-in
+ * extras. All run in one batch, one round trip, one snapshot; an extra that is
+ * not configured adds nothing to the batch.
+ */
+export function tickSelects(config: Config): string[] {
+  return [
+    queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove }),
+    ...(config.heartbeat ? [workersAliveSql(config.heartbeat)] : []),
+    ...(config.blueprints ? [blueprintSql(config.runsTable, config.blueprints)] : []),
+  ];
+}
+
+/** `deadline` bounds connect, statement and close; `onClosed` learns whether the close had to be cut. */
+export async function readQueueSnapshot(
+  config: Config,
+  deadline: Deadline,
+  onClosed?: (closed: { forced: boolean }) => void,
+): Promise<QueueSnapshot> {
   const statementMs = statementBudgetMs(config, deadline);
-  const sql = snapshotBatchSql(
-    [queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove })],
-    { statementTimeoutMs: statementMs, lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs) },
-  );
+  const sql = snapshotBatchSql(tickSelects(config), {
+    statementTimeoutMs: statementMs,
+    lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs),
+  });
   const session = await openDatabase(config, deadline);
   let results;
   try {
     results = await session.batch(sql, deadline);
   } finally {
-    await session.close(deadline);
+    onClosed?.(await session.close(deadline));
   }
-  const select = results.find((r) => r.command === 'SELECT');
-  const row = select?.rows[0];
-  if (!row) throw new Error('the snapshot query returned no row');
-  return toQueueSnapshot(row);
+  // One result per SELECT, in the order tickSelects put them.
+  const rows = results.filter((r) => r.command === 'SELECT').map((r) => r.rows[0]);
+  const [queueRow, ...extraRows] = rows;
+  if (!queueRow) throw new Error('the snapshot query returned no row');
+  const snapshot = toQueueSnapshot(queueRow);
+  if (config.heartbeat) snapshot.workersAlive = toWorkersAlive(extraRows.shift());
+  if (config.blueprints) snapshot.blueprints = toBlueprintSnapshot(extraRows.shift(), config.blueprints.topK);
+  return snapshot;
 }
 
-async function exposition(registry: Registry): Promise<string> {
-  return registry.metrics();
+export interface Collected {
+  /** A fresh registry: the queue figures, or only xyn_collector_up 0 when the read failed. */
+  registry: Registry;
+  exposition: string;
+  snapshot: QueueSnapshot | undefined;
+  /** Why the database could not be read (redacted), when it could not. */
+  dbError: string | undefined;
+  dbMs: number;
+  /** The connection would not close in time and was cut (the data was already read). */
+  dbCloseForced: boolean;
+}
+
+/**
+ * The read-and-build half of a tick, shared by the push (runTick) and the
+ * scrape (functions/metrics.ts): database -> snapshot -> registry. Never throws
+ * for a database failure; the registry then says xyn_collector_up 0.
+ */
+export async function collectRegistry(config: Config, deadline: Deadline): Promise<Collected> {
+  const started = Date.now();
+  let snapshot: QueueSnapshot | undefined;
+  let dbError: string | undefined;
+  let dbCloseForced = false;
+  try {
+    const dbDeadline = deadlineBefore(deadline, pushReserveMs(config, deadline), 'for the push');
+    snapshot = await readQueueSnapshot(config, dbDeadline, (closed) => (dbCloseForced = closed.forced));
+  } catch (error) {
+    dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
+  }
+  const dbMs = Date.now() - started;
+  const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
+  return { registry, exposition: await registry.metrics(), snapshot, dbError, dbMs, dbCloseForced };
 }
 
 export async function runTick(config: Config, options: TickOptions = {}): Promise<TickResult> {
@@ -83,17 +143,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
   const deadline = options.deadline ?? deadlineIn(config.tickTimeoutMs);
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
 
-  let snapshot: QueueSnapshot | undefined;
-  let dbError: string | undefined;
-  try {
-    snapshot = await readQueueSnapshot(config, deadline);
-  } catch (error) {
-    dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
-  }
-  const dbMs = Date.now() - started;
-
-  const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
-  const text = await exposition(registry);
+  const { registry, snapshot, dbError, dbMs, dbCloseForced, exposition: text } = await collectRegistry(config, deadline);
 
   let pushError: string | undefined;
   let pushedTo: string | undefined;
@@ -135,6 +185,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     db_ms: dbMs,
     pushed_to: pushedTo ?? (config.pushgateway ? undefined : 'dry-run'),
     push_attempts: config.pushgateway ? attempts : undefined,
+    ...(dbCloseForced ? { db_close: 'cut' } : {}),
     ...(snapshot ? { figures: summarize(snapshot) } : {}),
     ...(snapshot?.statuses.some((s) => s.estimated)
       ? { estimated_statuses: snapshot.statuses.filter((s) => s.estimated).map((s) => s.status) }
@@ -150,11 +201,15 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
 /**
  * A scheduled event delivered late (Lambda retries and queues async events for
  * hours) must not overwrite fresher figures. Returns the age when too old.
+ * No time (a manual invoke) is never late; a time that is not a timestamp is a
+ * misconfigured schedule input and throws rather than pass unchecked.
  */
 export function lateBySeconds(eventTime: string | undefined, nowMs: number, maxAgeSeconds: number): number | undefined {
   if (!eventTime || maxAgeSeconds <= 0) return undefined;
   const scheduled = Date.parse(eventTime);
-  if (Number.isNaN(scheduled)) return undefined;
+  if (Number.isNaN(scheduled)) {
+    throw new Error(`the event's time "${eventTime.slice(0, 60)}" is not a timestamp; the schedule must deliver its scheduled time in "time"`);
+  }
   const age = (nowMs - scheduled) / 1000;
   return age > maxAgeSeconds ? age : undefined;
 }

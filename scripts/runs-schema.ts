@@ -1,6 +1,6 @@
 /**
  * The shape of the Xyn runtime's `runs` table (status enum, timestamps and the
- * four indexes the collector relies on), for the demo database, the tests and
+ * indexes the collector relies on), for the demo database, the tests and
  * the benchmark. Production owns its own DDL; this mirrors it.
  */
 
@@ -31,5 +31,7 @@ CREATE INDEX IF NOT EXISTS ix_runs_status ON ${t} (status);
 CREATE INDEX IF NOT EXISTS ix_runs_run_at ON ${t} (run_at);
 CREATE INDEX IF NOT EXISTS ix_runs_queued_at ON ${t} (queued_at);
 CREATE INDEX IF NOT EXISTS ix_runs_lease_expires_at ON ${t} (lease_expires_at);
+-- For the opt-in per-blueprint durations (docs/extras.md): runs finished in the last window.
+CREATE INDEX IF NOT EXISTS ix_runs_finished_at ON ${t} (finished_at);
 `;
 }

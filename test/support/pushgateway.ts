@@ -28,8 +28,23 @@ export interface TestPushgateway {
 }
 
 export async function startPushgateway(extraArgs: string[] = []): Promise<TestPushgateway> {
+  // A free port can be taken between picking and binding it; try a few.
+  let last: unknown;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    try {
+      return await startPushgatewayOnce(extraArgs);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}
+
+async function startPushgatewayOnce(extraArgs: string[]): Promise<TestPushgateway> {
   const port = await freePort();
-  const child = spawn(pushgatewayBinary(), [`--web.listen-address=127.0.0.1:${port}`, ...extraArgs], {
+  // --persistence.file= keeps it in memory: Debian's default file is shared by every gateway on the machine.
+  const persistence = extraArgs.some((a) => a.startsWith('--persistence.file')) ? [] : ['--persistence.file='];
+  const child = spawn(pushgatewayBinary(), [...persistence, `--web.listen-address=127.0.0.1:${port}`, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -38,7 +53,16 @@ export async function startPushgateway(extraArgs: string[] = []): Promise<TestPu
   });
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForHttp(`${url}/-/ready`, 10_000);
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code) => reject(new Error(`exited with ${code}`))),
+    );
+    exited.catch(() => {});
+    await Promise.race([waitForHttp(`${url}/-/ready`, 10_000), exited]);
+    // If another process took the port first, ours exited and /-/ready answered for someone else.
+    await new Promise((r) => setTimeout(r, 200));
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode} (port ${port} taken?)`);
+    const existing = await (await fetch(`${url}/api/v1/metrics`)).json() as { data?: unknown[] };
+    if ((existing.data ?? []).length > 0) throw new Error(`the gateway on port ${port} is not a fresh one`);
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`Pushgateway did not start: ${(error as Error).message}\n${stderr.slice(-2000)}`);

@@ -1,0 +1,72 @@
+-- xyn-metrics: the collector's own database role. It may read the runs table
+-- and nothing else: no write, no other table, no DDL. Run it once per database
+-- as an administrator (on Neon: the project owner role), with psql:
+--
+--   psql "$ADMIN_DATABASE_URL" -v ON_ERROR_STOP=1 \
+--        -v role=xyn_metrics -v schema=public -v table=runs \
+--        -f docs/least-privilege.sql
+--   psql "$ADMIN_DATABASE_URL" -c '\password xyn_metrics'    # set the password interactively
+--
+-- Then DATABASE_URL=postgresql://xyn_metrics:<password>@<host>/<db>
+-- (and RUNS_TABLE=<schema>.<table> if not public.runs).
+--
+-- Passing -v password='...' sets it here instead, but puts it in the shell
+-- history and the process list; \password sends only a hash.
+--
+-- What the collector reads besides the table: pg_catalog.pg_attribute and
+-- pg_enum (the status enum's labels), pg_class, pg_namespace and pg_stats (only
+-- with STATUS_ESTIMATE_ABOVE). Every role can read those by default; pg_stats
+-- shows only columns the role may SELECT. No grant is needed for them.
+
+\set ON_ERROR_STOP on
+\if :{?role}
+\else
+  \set role xyn_metrics
+\endif
+\if :{?schema}
+\else
+  \set schema public
+\endif
+\if :{?table}
+\else
+  \set table runs
+\endif
+
+BEGIN;
+
+CREATE ROLE :"role" LOGIN
+  NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT
+  -- One connection per tick; a few for a manual run next to the schedule.
+  CONNECTION LIMIT 3;
+
+\if :{?password}
+  ALTER ROLE :"role" PASSWORD :'password';
+\endif
+
+-- Defence in depth: the collector already runs every tick in a READ ONLY
+-- transaction with its own statement and lock timeouts; the role keeps a
+-- session read-only and bounded even for someone who holds its password.
+ALTER ROLE :"role" SET default_transaction_read_only = on;
+ALTER ROLE :"role" SET statement_timeout = '30s';
+ALTER ROLE :"role" SET lock_timeout = '5s';
+ALTER ROLE :"role" SET idle_in_transaction_session_timeout = '30s';
+
+-- The three grants: connect, see the schema, read the table.
+SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'role') \gexec
+GRANT USAGE ON SCHEMA :"schema" TO :"role";
+GRANT SELECT ON TABLE :"schema".:"table" TO :"role";
+
+COMMIT;
+
+-- Not done here, because it changes every role of the database: PostgreSQL
+-- also grants PUBLIC (so this role too) CONNECT and TEMPORARY on each database,
+-- USAGE on schema public (CREATE too before PostgreSQL 15) and EXECUTE on
+-- functions. Where policy requires it, an administrator can tighten that:
+--   REVOKE TEMPORARY ON DATABASE <db> FROM PUBLIC;
+--   REVOKE CREATE ON SCHEMA public FROM PUBLIC;   -- already so on PostgreSQL 15+
+--
+-- To remove the role later:
+--   REVOKE ALL ON TABLE <schema>.<table> FROM xyn_metrics;
+--   REVOKE ALL ON SCHEMA <schema> FROM xyn_metrics;
+--   REVOKE ALL ON DATABASE <db> FROM xyn_metrics;
+--   DROP ROLE xyn_metrics;

@@ -1,0 +1,429 @@
+/**
+ * Security against the real services:
+ * - every fault of the fault suites again, with a recognisable database
+ *   password and Pushgateway token / basic-auth password configured: none of
+ *   their forms appears in any output (log lines, thrown message and stack, the
+ *   gateway's own data);
+ * - TLS: Neon hosts keep the driver's secure defaults; the https Pushgateway
+ *   path checks certificates and sends the credentials;
+ * - the statement runs READ ONLY with its own statement timeout;
+ * - docs/least-privilege.sql makes a role the collector runs as, which can do
+ *   nothing else;
+ * - the packaged IAM role holds nothing but its own log group.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@neondatabase/serverless';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../lib/config';
+import { driverSettings, openDatabase } from '../../lib/database';
+import { deadlineIn } from '../../lib/deadline';
+import { queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
+import { CONFIG_CASES, DATABASE_CASES, PUSHGATEWAY_CASES, prepareFaultTables, runFaultCase, type FaultContext } from '../support/fault-cases';
+import {
+  baseEnv,
+  createReaderRole,
+  expectCleanFailure,
+  expectKnownQueue,
+  expectOk,
+  invokeCollect,
+  seedKnownQueue,
+  startStack,
+  startSwitchableProxy,
+  type Invocation,
+  type TestRole,
+} from '../support/faults';
+import { ADMIN_URL, adminClient } from '../support/postgres';
+import { selfSignedCertificate, startTlsFront, type Certificate } from '../support/tls';
+
+const hex = Math.random().toString(16).slice(2, 8);
+/** Recognisable, and with characters that must be percent-encoded in a URL. */
+const DB_PASSWORD = `Xyn/Db:Pa55@${hex}#!`;
+const TOKEN = `XynT0ken-${hex}-bearer`;
+const GW_USER = 'xyn_pusher';
+const GW_PASSWORD = `XynGw-Pa55-${hex}`;
+
+const AUTH: Record<'bearer' | 'basic', Record<string, string>> = {
+  bearer: { PUSHGATEWAY_TOKEN: TOKEN },
+  basic: { PUSHGATEWAY_USERNAME: GW_USER, PUSHGATEWAY_PASSWORD: GW_PASSWORD },
+};
+
+/** Every form in which a configured secret could leak. */
+function secretForms(env: Record<string, string | undefined>): string[] {
+  const secrets: string[] = [];
+  const userinfo = /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^:@/]+):([^@/]+)@/i.exec(env.DATABASE_URL ?? '');
+  if (userinfo) {
+    secrets.push(userinfo[2]!);
+    try {
+      secrets.push(decodeURIComponent(userinfo[2]!));
+    } catch {
+      // not percent-encoded
+    }
+  }
+  if (env.PUSHGATEWAY_TOKEN) secrets.push(env.PUSHGATEWAY_TOKEN);
+  if (env.PUSHGATEWAY_PASSWORD) {
+    secrets.push(env.PUSHGATEWAY_PASSWORD, Buffer.from(`${env.PUSHGATEWAY_USERNAME ?? ''}:${env.PUSHGATEWAY_PASSWORD}`).toString('base64'));
+  }
+  const forms = secrets.flatMap((s) => [s, encodeURIComponent(s), JSON.stringify(s).slice(1, -1), Buffer.from(s).toString('base64')]);
+  // Very short values ("x") occur everywhere by chance; the suite's secrets are long.
+  return [...new Set(forms)].filter((s) => s.length >= 6);
+}
+
+function everything(runs: Invocation[]): string {
+  return runs
+    .map((r) => [r.output, r.error instanceof Error ? `${r.error.message}\n${r.error.stack}` : String(r.error ?? ''), JSON.stringify(r.result ?? null)].join('\n'))
+    .join('\n');
+}
+
+function expectNoSecret(text: string, forms: string[]): void {
+  expect(forms.length).toBeGreaterThan(0);
+  for (const form of forms) expect(text.includes(form), `output contains a secret form: ${JSON.stringify(form.slice(0, 3))}…`).toBe(false);
+}
+
+describe('secrets never appear in any output, whatever fails', () => {
+  let ctx: FaultContext;
+  let role: TestRole;
+
+  beforeAll(async () => {
+    const stack = await startStack('secrets');
+    const proxy = await startSwitchableProxy(stack.gateway.url);
+    role = await createReaderRole(stack.db, { password: DB_PASSWORD, iterations: 16 });
+    const job = 'xyn_secrets';
+    ctx = { stack, job, proxy, env: { ...baseEnv(stack, job), DATABASE_URL: role.url, PUSHGATEWAY_URL: proxy.url } };
+    await seedKnownQueue(stack.db);
+    await prepareFaultTables(ctx);
+  });
+  afterAll(async () => {
+    await role?.drop();
+    await ctx?.proxy.close();
+    await ctx?.stack.close();
+  });
+
+  it('the configured URL really carries the recognisable, percent-encoded password', () => {
+    expect(ctx.env.DATABASE_URL).toContain(encodeURIComponent(DB_PASSWORD));
+    expect(encodeURIComponent(DB_PASSWORD)).not.toBe(DB_PASSWORD);
+  });
+
+  for (const c of DATABASE_CASES) {
+    it(`database: ${c.name}`, async () => {
+      const env = { ...ctx.env, ...AUTH.basic };
+      const runs = await runFaultCase(c, { ...ctx, env });
+      const faultEnv = { ...env, ...(c.name === 'wrong password' ? await c.env!(ctx) : {}) };
+      const text = everything(runs) + (await ctx.stack.gateway.scrape());
+      expectNoSecret(text, [...secretForms(env), ...secretForms(faultEnv)]);
+    });
+  }
+
+  for (const auth of ['bearer', 'basic'] as const) {
+    for (const c of PUSHGATEWAY_CASES) {
+      it(`Pushgateway (${auth}): ${c.name}`, async () => {
+        const env = { ...ctx.env, ...AUTH[auth] };
+        const runs = await runFaultCase(c, { ...ctx, env });
+        expectNoSecret(everything(runs) + (await ctx.stack.gateway.scrape()), secretForms(env));
+      });
+    }
+  }
+
+  for (const c of CONFIG_CASES) {
+    it(`configuration: ${c.name}`, async () => {
+      const env = { ...ctx.env, ...AUTH.bearer, ...c.env };
+      const run = await invokeCollect(env);
+      expect((run.error as Error).message).toMatch(c.cause);
+      expectNoSecret(everything([run]), [...secretForms({ ...ctx.env, ...AUTH.bearer }), ...secretForms(env)]);
+    });
+  }
+});
+
+describe('TLS to Neon hosts', () => {
+  const neonUrl = 'postgresql://xyn:pw@ep-quiet-lake-123456.eu-central-1.aws.neon.tech/neondb';
+
+  it('keeps the driver on its secure defaults (wss://, TLS) unless a local proxy is configured', () => {
+    const config = parseConfig({ DATABASE_URL: neonUrl, PUSHGATEWAY_URL: 'https://gw.example' });
+    expect(config.databaseWsProxy).toBeUndefined();
+    expect(driverSettings(config)).toEqual({});
+    // What the driver then does for that host: a secure WebSocket to <host>/v2.
+    const client = new Client({ connectionString: neonUrl });
+    Object.assign(client.neonConfig, driverSettings(config));
+    expect(client.neonConfig.useSecureWebSocket).toBe(true);
+    const proxy = client.neonConfig.wsProxy as (host: string, port: number) => string;
+    expect(proxy('ep-quiet-lake-123456.eu-central-1.aws.neon.tech', 5432)).toBe('ep-quiet-lake-123456.eu-central-1.aws.neon.tech/v2');
+  });
+
+  it('switches to plain text only for an explicit local proxy, and never for a Neon host', () => {
+    const local = parseConfig({ DATABASE_URL: 'postgresql://u:p@127.0.0.1:5432/db', PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' });
+    expect(driverSettings(local)).toMatchObject({ useSecureWebSocket: false, forceDisablePgSSL: true });
+    expect(() => parseConfig({ DATABASE_URL: neonUrl, PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' })).toThrow(
+      /DATABASE_WS_PROXY is for local databases only/,
+    );
+    expect(() => parseConfig({ DATABASE_URL: 'postgresql://u:p@10.1.2.3:5432/db', PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '10.1.2.3:8089/v1' })).toThrow(
+      /DATABASE_WS_PROXY must be a loopback address/,
+    );
+  });
+});
+
+describe('the statement: READ ONLY, with its own timeouts', () => {
+  let ctx: Awaited<ReturnType<typeof startStack>>;
+
+  beforeAll(async () => {
+    ctx = await startStack('readonly');
+    await seedKnownQueue(ctx.db);
+    const s = `"${ctx.db.schema}"`;
+    // A runs "table" whose reading writes: a SELECT that is only harmless in a read-only transaction.
+    await ctx.db.query(`
+      CREATE TABLE ${s}.reads (at timestamptz DEFAULT now());
+      CREATE FUNCTION ${s}.record_read(s ${s}.run_status) RETURNS ${s}.run_status
+        LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN INSERT INTO ${s}.reads DEFAULT VALUES; RETURN s; END $$;
+      CREATE VIEW ${s}.runs_writing AS
+        SELECT ${s}.record_read(r.status) AS status, r.run_at, r.queued_at, r.lease_expires_at FROM ${s}.runs r;
+      CREATE VIEW ${s}.runs_slow AS
+        SELECT r.status, r.run_at, r.queued_at, r.lease_expires_at FROM ${s}.runs r, LATERAL (SELECT pg_sleep(0.3)) z;
+      GRANT SELECT ON ALL TABLES IN SCHEMA ${s} TO ${ctx.reader.name};
+    `);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+  });
+
+  it('a tick whose SELECT would write fails with "read-only transaction" and writes nothing', async () => {
+    // Outside a read-only transaction the view does write: the check below can fail.
+    await ctx.db.query(`SELECT count(*) FROM "${ctx.db.schema}".runs_writing`);
+    const written = Number((await ctx.db.query<{ n: string }>(`SELECT count(*) AS n FROM "${ctx.db.schema}".reads`))[0]!.n);
+    expect(written).toBeGreaterThan(0);
+
+    const run = await invokeCollect({ ...baseEnv(ctx, 'xyn_readonly'), RUNS_TABLE: `${ctx.db.schema}.runs_writing` });
+    expectCleanFailure(run, /cannot execute INSERT in a read-only transaction/, 10_000);
+    const after = Number((await ctx.db.query<{ n: string }>(`SELECT count(*) AS n FROM "${ctx.db.schema}".reads`))[0]!.n);
+    expect(after).toBe(written);
+  });
+
+  it('the batch of lib/queries.ts refuses a write slipped into it', async () => {
+    // As the superuser: nothing but the transaction mode can stop the write.
+    const config = parseConfig({ DATABASE_URL: ctx.db.url, DATABASE_WS_PROXY: ctx.bridge.proxy }, { requirePushgateway: false });
+    const deadline = deadlineIn(10_000);
+    const session = await openDatabase(config, deadline);
+    try {
+      const sql = snapshotBatchSql([`INSERT INTO "${ctx.db.schema}".reads DEFAULT VALUES`], { statementTimeoutMs: 5_000, lockTimeoutMs: 1_000 });
+      await expect(session.batch(sql, deadline)).rejects.toThrow(/cannot execute INSERT in a read-only transaction/);
+    } finally {
+      await session.close(deadline);
+    }
+  });
+
+  it('the statement timeout is the batch\'s own: a role without one still stops at DB_STATEMENT_TIMEOUT_MS', async () => {
+    await ctx.db.query(`ALTER ROLE ${ctx.reader.name} SET statement_timeout = 0`);
+    const started = Date.now();
+    const run = await invokeCollect({ ...baseEnv(ctx, 'xyn_readonly'), RUNS_TABLE: `${ctx.db.schema}.runs_slow`, DB_STATEMENT_TIMEOUT_MS: '300' });
+    expectCleanFailure(run, /canceling statement due to statement timeout/, 5_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('the batch is exactly: BEGIN READ ONLY, its own timeouts, the SELECT, COMMIT', () => {
+    const sql = snapshotBatchSql([queueSnapshotSql({ table: { schema: undefined, name: 'runs', sql: '"runs"', display: 'runs' }, estimateAbove: undefined })], {
+      statementTimeoutMs: 1234,
+      lockTimeoutMs: 567,
+    });
+    const statements = sql.split(';\n');
+    expect(statements[0]).toBe('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    expect(statements).toContain('SET LOCAL statement_timeout = 1234');
+    expect(statements).toContain('SET LOCAL lock_timeout = 567');
+    expect(statements.at(-1)).toBe('COMMIT');
+    expect(statements.filter((s) => /^\s*(WITH|SELECT)\b/.test(s))).toHaveLength(1);
+  });
+});
+
+describe('docs/least-privilege.sql', () => {
+  let ctx: Awaited<ReturnType<typeof startStack>>;
+  const roleName = `xyn_lp_${hex}`;
+  const password = `XynLeast-${hex}-Priv`;
+
+  beforeAll(async () => {
+    ctx = await startStack('leastpriv');
+    await seedKnownQueue(ctx.db);
+    await ctx.db.query(`CREATE TABLE "${ctx.db.schema}".secrets_elsewhere (v text); INSERT INTO "${ctx.db.schema}".secrets_elsewhere VALUES ('x')`);
+    try {
+      execFileSync(
+        'psql',
+        [ADMIN_URL, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `role=${roleName}`, '-v', `password=${password}`, '-v', `schema=${ctx.db.schema}`, '-v', 'table=runs', '-f', 'docs/least-privilege.sql'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+    } catch (error) {
+      const e = error as { message: string; stderr?: Buffer };
+      throw new Error(`psql -f docs/least-privilege.sql failed (psql comes with postgresql-client): ${e.stderr?.toString() ?? e.message}`);
+    }
+  });
+  afterAll(async () => {
+    const admin = await adminClient();
+    try {
+      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [roleName]);
+      await admin.query(`DROP OWNED BY ${roleName}`).catch(() => {});
+      await admin.query(`DROP ROLE IF EXISTS ${roleName}`);
+    } finally {
+      await admin.end();
+    }
+    await ctx?.close();
+  });
+
+  function roleUrl(): string {
+    const url = new URL(ADMIN_URL);
+    url.username = roleName;
+    url.password = encodeURIComponent(password);
+    return url.toString();
+  }
+
+  it('the collector runs as the role: every gauge right, with and without planner estimates', async () => {
+    for (const extra of [{}, { STATUS_ESTIMATE_ABOVE: '1' }]) {
+      const run = await invokeCollect({ ...baseEnv(ctx, 'xyn_least'), DATABASE_URL: roleUrl(), ...extra });
+      expectOk(run);
+      expectKnownQueue(await ctx.gateway.scrape(), 'xyn_least');
+    }
+  });
+
+  it('the role can do nothing else: no write, no other table, no DDL, no role attributes', async () => {
+    const client = new pg.Client({ connectionString: roleUrl() });
+    await client.connect();
+    try {
+      const s = `"${ctx.db.schema}"`;
+      // The role's sessions are read-only by default; even a read-write transaction may not write.
+      await expect(client.query(`INSERT INTO ${s}.runs (status) VALUES ('QUEUED')`)).rejects.toThrow(/read-only transaction/);
+      await client.query('BEGIN READ WRITE');
+      await expect(client.query(`INSERT INTO ${s}.runs (status) VALUES ('QUEUED')`)).rejects.toThrow(/permission denied for table runs/);
+      await client.query('ROLLBACK');
+      await client.query('BEGIN READ WRITE');
+      await expect(client.query(`UPDATE ${s}.runs SET status = 'FAILED'`)).rejects.toThrow(/permission denied/);
+      await client.query('ROLLBACK');
+      await client.query('BEGIN READ WRITE');
+      await expect(client.query(`CREATE TABLE ${s}.t (x int)`)).rejects.toThrow(/permission denied for schema/);
+      await client.query('ROLLBACK');
+      await expect(client.query(`SELECT * FROM ${s}.secrets_elsewhere`)).rejects.toThrow(/permission denied for table secrets_elsewhere/);
+      const attributes = await client.query(
+        `SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit FROM pg_roles WHERE rolname = current_user`,
+      );
+      expect(attributes.rows[0]).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false, rolconnlimit: 3 });
+      const grants = await client.query(
+        `SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = current_user ORDER BY 1, 2`,
+      );
+      expect(grants.rows).toEqual([{ table_name: 'runs', privilege_type: 'SELECT' }]);
+    } finally {
+      await client.end();
+    }
+  });
+});
+
+describe('Pushgateway over https: certificates checked, credentials sent', () => {
+  let ctx: Awaited<ReturnType<typeof startStack>>;
+  let cert: Certificate;
+  let wrongName: Certificate;
+
+  beforeAll(async () => {
+    ctx = await startStack('https');
+    await seedKnownQueue(ctx.db);
+    cert = selfSignedCertificate('IP:127.0.0.1');
+    wrongName = selfSignedCertificate('DNS:other.example');
+  });
+  afterAll(async () => {
+    cert?.dispose();
+    wrongName?.dispose();
+    await ctx?.close();
+  });
+
+  const job = 'xyn_https';
+  const fast = { PUSH_TIMEOUT_MS: '2000', PUSH_RETRIES: '1', TICK_TIMEOUT_MS: '8000' };
+
+  it('without PUSHGATEWAY_CA_FILE a self-signed gateway is refused with a clear certificate error', async () => {
+    const front = await startTlsFront(cert, ctx.gateway.url, `Bearer ${TOKEN}`);
+    try {
+      const env = { ...baseEnv(ctx, job), ...fast, PUSHGATEWAY_URL: front.url, PUSHGATEWAY_TOKEN: TOKEN };
+      const run = await invokeCollect(env);
+      expectCleanFailure(run, /push to https:\/\/127\.0\.0\.1:\d+\/metrics\/job\/xyn_https failed after \d attempts?: self[- ]signed certificate/i, 8_000);
+      // Nothing reached the gateway, and the token never left: the handshake failed first.
+      expect(front.authorizations).toEqual([]);
+      expectNoSecret(everything([run]), secretForms(env));
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('with PUSHGATEWAY_CA_FILE it pushes, sending the bearer token', async () => {
+    const front = await startTlsFront(cert, ctx.gateway.url, `Bearer ${TOKEN}`);
+    try {
+      const run = await invokeCollect({ ...baseEnv(ctx, job), ...fast, PUSHGATEWAY_URL: front.url, PUSHGATEWAY_TOKEN: TOKEN, PUSHGATEWAY_CA_FILE: cert.certFile });
+      expectOk(run);
+      expect(front.authorizations).toEqual([`Bearer ${TOKEN}`]);
+      expectKnownQueue(await ctx.gateway.scrape(), job);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('with PUSHGATEWAY_CA_FILE it pushes, sending basic auth', async () => {
+    const expected = `Basic ${Buffer.from(`${GW_USER}:${GW_PASSWORD}`).toString('base64')}`;
+    const front = await startTlsFront(cert, ctx.gateway.url, expected);
+    try {
+      const run = await invokeCollect({
+        ...baseEnv(ctx, job),
+        ...fast,
+        PUSHGATEWAY_URL: front.url,
+        PUSHGATEWAY_USERNAME: GW_USER,
+        PUSHGATEWAY_PASSWORD: GW_PASSWORD,
+        PUSHGATEWAY_CA_FILE: cert.certFile,
+      });
+      expectOk(run);
+      expect(front.authorizations).toEqual([expected]);
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('a wrong token gets HTTP 401: one clear line, not retried, the token nowhere', async () => {
+    const front = await startTlsFront(cert, ctx.gateway.url, `Bearer ${TOKEN}`);
+    try {
+      const env = { ...baseEnv(ctx, job), ...fast, PUSHGATEWAY_URL: front.url, PUSHGATEWAY_TOKEN: `${TOKEN}-stale`, PUSHGATEWAY_CA_FILE: cert.certFile };
+      const run = await invokeCollect(env);
+      expectCleanFailure(run, /failed after 1 attempt: HTTP 401: unauthorized/, 8_000);
+      expect(front.authorizations).toEqual([`Bearer ${TOKEN}-stale`]);
+      expectNoSecret(everything([run]), secretForms(env));
+    } finally {
+      await front.close();
+    }
+  });
+
+  it('a certificate for another name is refused even with the CA file', async () => {
+    const front = await startTlsFront(wrongName, ctx.gateway.url, `Bearer ${TOKEN}`);
+    try {
+      const run = await invokeCollect({ ...baseEnv(ctx, job), ...fast, PUSHGATEWAY_URL: front.url, PUSHGATEWAY_TOKEN: TOKEN, PUSHGATEWAY_CA_FILE: wrongName.certFile });
+      expectCleanFailure(run, /IP: 127\.0\.0\.1 is not in the cert's list|does not match certificate's altnames/, 8_000);
+      expect(front.authorizations).toEqual([]);
+    } finally {
+      await front.close();
+    }
+  });
+});
+
+describe('IAM', () => {
+  it('the packaged role allows only writing to the function\'s own log group', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xyn-package-'));
+    try {
+      execFileSync('bash', ['scripts/package.sh', '--package', dir], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+      const template = JSON.parse(readFileSync(join(dir, 'cloudformation-template-update-stack.json'), 'utf8')) as {
+        Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+      };
+      const roles = Object.values(template.Resources).filter((r) => r.Type === 'AWS::IAM::Role');
+      expect(roles).toHaveLength(1);
+      const role = roles[0]!.Properties as { ManagedPolicyArns?: unknown[]; Policies: { PolicyDocument: { Statement: { Effect: string; Action: string[]; Resource: unknown[] }[] } }[] };
+      expect(role.ManagedPolicyArns ?? []).toEqual([]);
+      const statements = role.Policies.flatMap((p) => p.PolicyDocument.Statement);
+      expect(statements.length).toBeGreaterThan(0);
+      for (const statement of statements) {
+        expect(statement.Effect).toBe('Allow');
+        for (const action of statement.Action) expect(action).toMatch(/^logs:(CreateLogStream|CreateLogGroup|TagResource|PutLogEvents)$/);
+        for (const resource of statement.Resource) expect(JSON.stringify(resource)).toContain('log-group:/aws/lambda/xyn-metrics-');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
