@@ -11,7 +11,8 @@ import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 
 export const ZIP_NAME = 'xyn-metrics.zip';
-export const BUNDLE_PATH = 'functions/collect.js';
+/** The scheduled handler's bundle (serverless.yml: outputFileExtension .cjs). */
+export const BUNDLE_PATH = 'functions/collect.cjs';
 
 export interface PackageResult {
   /** The directory serverless wrote (template, state and the zip); the caller removes it. */
@@ -40,6 +41,8 @@ export function packageFunction(root: string): PackageResult {
 
 export interface ZipEntry {
   name: string;
+  /** Bytes the entry takes in the zip (compressed). */
+  compressedBytes: number;
   data: Buffer;
 }
 
@@ -70,7 +73,7 @@ export function readZip(zipPath: string): ZipEntry[] {
     const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
     const raw = zip.subarray(start, start + compressedSize);
     if (method !== 0 && method !== 8) throw new Error(`${zipPath}: ${name} uses compression method ${method}`);
-    entries.push({ name, data: method === 8 ? inflateRawSync(raw) : Buffer.from(raw) });
+    entries.push({ name, compressedBytes: compressedSize, data: method === 8 ? inflateRawSync(raw) : Buffer.from(raw) });
   }
   return entries;
 }
@@ -95,7 +98,7 @@ export function unzipTo(zipPath: string): string {
 export interface ColdStart {
   runs: number;
   bundleBytes: number;
-  /** Median wall time of `node -e "require('./functions/collect.js')"`. */
+  /** Median wall time of `node -e "require('./functions/collect.cjs')"`. */
   processWithRequireMs: number;
   /** Median wall time of `node -e ""` (Node's own start), interleaved with the above. */
   processBaselineMs: number;
@@ -104,7 +107,7 @@ export interface ColdStart {
 }
 
 const TIMED_REQUIRE =
-  "const t=process.hrtime.bigint();require('./functions/collect.js');process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))";
+  `const t=process.hrtime.bigint();require('./${BUNDLE_PATH}');process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`;
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -56,6 +56,7 @@ export interface BenchReport {
   sizes: SizeResult[];
   artifact: {
     zipBytes: number;
+    entries: { name: string; bytes: number; compressedBytes: number }[];
     bundleBytes: number;
     runs: number;
     processWithRequireMs: number;
@@ -152,13 +153,13 @@ export function renderMarkdown(r: BenchReport): string {
     '',
     '## Method',
     '',
-    '- **Data** (scripts/bench-data.ts): a `runs` table with the seed\'s schema and four indexes (scripts/runs-schema.ts), filled by one `INSERT … SELECT generate_series` and then `VACUUM (ANALYZE)`. Rows carry a jsonb payload (a few hundred bytes; see B/row). About 1% of the runs are QUEUED (a fifth of them with `run_at` days ahead, a tenth with no `run_at`), about 0.1% RUNNING (a tenth with an expired lease), the rest terminal (≈88% SUCCEEDED, 9% FAILED, 3% CANCELLED). Active runs are the newest ones. A size `10m@100k` is 10M runs whose active queue is that of the 100k table: the history grew 100×, the queue did not — what a table that keeps every run does over time.',
+    '- **Data** (scripts/bench-data.ts): a `runs` table with the schema and indexes of scripts/runs-schema.ts (the seed\'s four, plus `ix_runs_finished_at` for the opt-in extras; neither shape\'s statements use it), filled by one `INSERT … SELECT generate_series` and then `VACUUM (ANALYZE)`. Rows carry a jsonb payload (a few hundred bytes; see B/row). About 1% of the runs are QUEUED (a fifth of them with `run_at` days ahead, a tenth with no `run_at`), about 0.1% RUNNING (a tenth with an expired lease), the rest terminal (≈88% SUCCEEDED, 9% FAILED, 3% CANCELLED). Active runs are the newest ones. A size `10m@100k` is 10M runs whose active queue is that of the 100k table: the history grew 100×, the queue did not — what a table that keeps every run does over time.',
     '- **Database time per tick** is measured on the server: `EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON)`, planning + execution time. The collector\'s statement is explained inside the very batch the tick sends (`snapshotBatchSql`: READ ONLY REPEATABLE READ, its SET LOCALs); the seed\'s four queries each on their own, as the seed sends them, summed. Median of the rounds after one warm-up round; the three shapes run in rotating order each round. (pg_stat_statements would need a server restart to load, so it is not used.)',
     '- **Exact counts**: before timing, the collector\'s snapshot is compared, in one REPEATABLE READ transaction (one `now()`), with a brute-force reference that aggregates the whole table with index scans disabled. Every figure must be equal; in estimate mode the estimated statuses must be within 1% of the table\'s rows of their true count (ANALYZE samples 30,000 rows; that is over three standard errors) and everything else equal.' +
       ` The run stops if a check fails. Every explained plan is also walked for sequential scans of \`runs\`.`,
     '- **End to end**: ticks through the real Neon driver, the WebSocket bridge (lib/bridge.ts) and a real Pushgateway started for the run: the collector is `runTick` (lib/tick.ts) with a `parseConfig` configuration; the seed shape opens the same driver client, sends its four queries as four round trips, closes, builds the registry and pushes it. The shapes are interleaved tick by tick; two warm-up ticks each are not counted. Wall-clock ms, nearest-rank p50 and p95.',
     `- **Estimate mode** is the collector with \`STATUS_ESTIMATE_ABOVE=${r.estimateAbove}\`.`,
-    '- **Artifact**: `bash scripts/package.sh` (serverless package with serverless-esbuild, as a deploy does); the zip is unpacked to a temporary directory and `node -e "require(\'./functions/collect.js\')"` is timed in fresh processes, interleaved with a bare `node -e ""`; the require alone is also timed inside the process.',
+    '- **Artifact**: `bash scripts/package.sh` (serverless package with serverless-esbuild, as a deploy does); the zip is unpacked to a temporary directory and `node -e "require(\'./functions/collect.cjs\')"` (the scheduled handler) is timed in fresh processes, interleaved with a bare `node -e ""`; the require alone is also timed inside the process.',
     '',
     '## Figures',
     '',
@@ -196,7 +197,7 @@ export function renderMarkdown(r: BenchReport): string {
         `| ${s.label} | ${['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'].map((k) => int(s.counts[k] ?? 0)).join(' | ')} | ${s.estimatedStatuses.join(', ') || 'none'}${s.largestEstimateError ? `; largest error ${(s.largestEstimateError.error * 100).toFixed(1)}% (${s.largestEstimateError.status})` : ''} | ${(s.allVisible * 100).toFixed(0)}% | ${s.reused ? 'reused' : `in ${s.buildSeconds.toFixed(0)} s`} |`,
     ),
     '',
-    `**Deployed artifact**: zip ${int(a.zipBytes)} bytes (${(a.zipBytes / 1024).toFixed(1)} KiB), bundle ${int(a.bundleBytes)} bytes. Cold start (median of ${a.runs} fresh processes): \`node\` + require of the bundle ${ms(a.processWithRequireMs)} ms vs bare \`node\` ${ms(a.processBaselineMs)} ms; the require alone ${ms(a.requireMs)} ms.`,
+    `**Deployed artifact**: zip ${int(a.zipBytes)} bytes (${(a.zipBytes / 1024).toFixed(1)} KiB) holding ${a.entries.map((e) => `\`${e.name}\` (${int(e.bytes)} bytes, ${int(e.compressedBytes)} compressed)`).join(' and ')}. Cold start of the scheduled handler (median of ${a.runs} fresh processes): \`node\` + require of the bundle ${ms(a.processWithRequireMs)} ms vs bare \`node\` ${ms(a.processBaselineMs)} ms; the require alone ${ms(a.requireMs)} ms.`,
     '',
     '## Targets',
     '',

@@ -29,7 +29,7 @@ import { openDatabase } from '../lib/database';
 import { deadlineIn } from '../lib/deadline';
 import { runTick } from '../lib/tick';
 import { startPushgateway } from '../test/support/pushgateway';
-import { measureColdStart, median, packageFunction } from './bench-cold';
+import { measureColdStart, median, packageFunction, readZip } from './bench-cold';
 import { ensureDataset, parseCount, parseSizeSpec } from './bench-data';
 import {
   checkExactness,
@@ -288,6 +288,7 @@ async function main(): Promise<void> {
   const root = path.resolve(import.meta.dirname, '..');
   const packaged = packageFunction(root);
   let cold;
+  const entries = readZip(packaged.zipPath).map((e) => ({ name: e.name, bytes: e.data.length, compressedBytes: e.compressedBytes }));
   try {
     cold = measureColdStart(packaged.zipPath, options.coldRuns);
   } finally {
@@ -315,7 +316,7 @@ async function main(): Promise<void> {
     postgres: { version: pgVersion, settings: pgSettings },
     estimateAbove: options.estimateAbove,
     sizes: results,
-    artifact: { zipBytes: packaged.zipBytes, ...cold },
+    artifact: { zipBytes: packaged.zipBytes, entries, ...cold },
   };
   process.stdout.write(`${renderTable(results)}\n\n${renderArtifactLine(report)}\n`);
   if (options.out) {
