@@ -30,7 +30,16 @@ export interface PackageResult {
 export function packageFunction(root: string): PackageResult {
   const started = performance.now();
   const outDir = mkdtempSync(path.join(tmpdir(), 'xyn-package-'));
-  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+  // serverless-esbuild's work folder too is our own (serverless.yml reads ESBUILD_WORK_FOLDER),
+  // so a packaging or `serverless offline` running at the same time cannot clean ours away.
+  const workFolder = path.join('.tmp', `package-${path.basename(outDir)}`);
+  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, ESBUILD_WORK_FOLDER: workFolder },
+  });
+  rmSync(path.join(root, workFolder), { recursive: true, force: true });
   if (run.status !== 0) {
     rmSync(outDir, { recursive: true, force: true });
     throw new Error(`scripts/package.sh failed (exit ${run.status}):\n${(run.stdout + run.stderr).slice(-3000)}`);
