@@ -13,7 +13,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ConfigError, parseConfig, type Config } from '../lib/config';
-import { deadlineIn } from '../lib/deadline';
+import { deadlineIn, tickBudgetMs } from '../lib/deadline';
 import { redactingSink, stdoutSink, type LogSink } from '../lib/log';
 import { describeError } from '../lib/redact';
 import { summarize } from '../lib/snapshot';
@@ -72,9 +72,9 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
     return plain(401, 'xyn-metrics: missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="xyn-metrics"' });
   }
 
-  const remaining = context?.getRemainingTimeInMillis?.();
-  const budget = remaining === undefined ? config.tickTimeoutMs : Math.min(config.tickTimeoutMs, remaining - EXIT_MARGIN_MS);
-  const collected = await collectRegistry(config, deadlineIn(Math.max(0, budget)));
+  const budget = tickBudgetMs(config.tickTimeoutMs, context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS);
+  // The scrape never pushes, so the whole budget is the database's.
+  const collected = await collectRegistry(config, deadlineIn(budget));
 
   // A failed read still answers 200 with xyn_collector_up 0 alone, as the push does:
   // Prometheus's own `up` then says the endpoint works and this says the database does not.

@@ -121,6 +121,8 @@ export interface Collected {
  * The read-and-build half of a tick, shared by the push (runTick) and the
  * scrape (functions/metrics.ts): database -> snapshot -> registry. Never throws
  * for a database failure; the registry then says xyn_collector_up 0.
+ * `deadline` bounds the database work only; a caller that pushes afterwards
+ * passes one that keeps time back for the push.
  */
 export async function collectRegistry(config: Config, deadline: Deadline): Promise<Collected> {
   const started = Date.now();
@@ -128,8 +130,7 @@ export async function collectRegistry(config: Config, deadline: Deadline): Promi
   let dbError: string | undefined;
   let dbCloseForced = false;
   try {
-    const dbDeadline = deadlineBefore(deadline, pushReserveMs(config, deadline), 'for the push');
-    snapshot = await readQueueSnapshot(config, dbDeadline, (closed) => (dbCloseForced = closed.forced));
+    snapshot = await readQueueSnapshot(config, deadline, (closed) => (dbCloseForced = closed.forced));
   } catch (error) {
     dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
   }
@@ -143,7 +144,8 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
   const deadline = options.deadline ?? deadlineIn(config.tickTimeoutMs);
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
 
-  const { registry, snapshot, dbError, dbMs, dbCloseForced, exposition: text } = await collectRegistry(config, deadline);
+  const dbDeadline = deadlineBefore(deadline, pushReserveMs(config, deadline), 'for the push');
+  const { registry, snapshot, dbError, dbMs, dbCloseForced, exposition: text } = await collectRegistry(config, dbDeadline);
 
   let pushError: string | undefined;
   let pushedTo: string | undefined;
