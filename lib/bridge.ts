@@ -76,6 +76,12 @@ function relay(socket: WebSocket, target: string, sockets: Set<net.Socket>): voi
   socket.on('error', () => tcp.destroy());
 }
 
+/** The host:port a bridge must relay to for `databaseUrl`: the entry for `allow`. */
+export function bridgeTarget(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  return `${url.hostname.replace(/^\[|\]$/g, '')}:${url.port || '5432'}`;
+}
+
 export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> {
   const host = options.host ?? '127.0.0.1';
   const server = createServer();

@@ -23,7 +23,7 @@ import { cpus, totalmem, loadavg } from 'node:os';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { startBridge } from '../lib/bridge';
+import { bridgeTarget, startBridge } from '../lib/bridge';
 import { parseConfig, type Config } from '../lib/config';
 import { openDatabase } from '../lib/database';
 import { deadlineIn } from '../lib/deadline';
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   ).rows.map((r) => `${r.name}=${r.value}`);
 
   const gateway = await startPushgateway();
-  const bridge = await startBridge({ allow: [`${dbUrl.hostname}:${dbUrl.port || '5432'}`] });
+  const bridge = await startBridge({ allow: [bridgeTarget(dbUrl.toString())] });
   const results: SizeResult[] = [];
   try {
     for (const raw of options.sizes) {

@@ -6,7 +6,7 @@
  */
 
 import { ConfigError, isNeonHost, parseConfig } from '../lib/config';
-import { startBridge, type Bridge } from '../lib/bridge';
+import { bridgeTarget, startBridge, type Bridge } from '../lib/bridge';
 import { describeError } from '../lib/redact';
 import { runTick, TickError } from '../lib/tick';
 import type { LogRecord } from '../lib/log';
@@ -22,8 +22,7 @@ async function main(): Promise<number> {
 
   let bridge: Bridge | undefined;
   if (config.databaseWsProxy === undefined && !isNeonHost(config.databaseHost)) {
-    const url = new URL(config.databaseUrl);
-    bridge = await startBridge({ allow: [`${url.hostname.replace(/^\[|\]$/g, '')}:${url.port || '5432'}`] });
+    bridge = await startBridge({ allow: [bridgeTarget(config.databaseUrl)] });
     config = { ...config, databaseWsProxy: bridge.proxy };
   }
 

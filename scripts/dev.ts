@@ -23,7 +23,7 @@ import net, { type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startBridge, type Bridge } from '../lib/bridge';
+import { bridgeTarget, startBridge, type Bridge } from '../lib/bridge';
 import { displayUrl, isNeonHost } from '../lib/config';
 import { startDemoDatabase, type DemoDatabase } from './demo-db';
 import { startDemoWorker, type DemoWorker } from './demo-worker';
@@ -446,7 +446,7 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   let databaseUrl: string;
   let databaseLabel: string;
   let demoReady: Promise<void> = Promise.resolve();
-  let bridgeTarget: string | undefined;
+  let relayTo: string | undefined;
   if (options.databaseUrl) {
     let url: URL;
     try {
@@ -456,12 +456,12 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
     }
     databaseUrl = options.databaseUrl;
     databaseLabel = `${displayUrl(databaseUrl)} (DATABASE_URL)`;
-    if (!options.wsProxy && !isNeonHost(url.hostname)) bridgeTarget = `${url.hostname.replace(/^\[|\]$/g, '')}:${url.port || '5432'}`;
+    if (!options.wsProxy && !isNeonHost(url.hostname)) relayTo = bridgeTarget(databaseUrl);
   } else {
     const port = await freePort();
     databaseUrl = `postgresql://postgres@${LOOPBACK}:${port}/postgres`;
     databaseLabel = `embedded PGlite demo, ${databaseUrl} (a simulated worker keeps it moving)`;
-    bridgeTarget = `${LOOPBACK}:${port}`;
+    relayTo = `${LOOPBACK}:${port}`;
     demoReady = startDemoDatabase({ port }).then(async (demo) => {
       stack.demo = demo;
       if (stack.stopped) return demo.close(); // Ctrl-C came while it started
@@ -469,7 +469,7 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
     });
   }
   demoReady.catch(() => {});
-  if (bridgeTarget) stack.bridge = await startBridge({ allow: [bridgeTarget] });
+  if (relayTo) stack.bridge = await startBridge({ allow: [relayTo] });
   const wsProxy = options.wsProxy ?? stack.bridge?.proxy ?? '';
 
   // ---- where the ticks push
@@ -604,7 +604,7 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   const invokeUrl = lambdaInvokeUrl(started.lambdaPort, started.functionName);
   say();
   say(`  database   ${databaseLabel}`);
-  if (stack.bridge) say(`  bridge     ws://${stack.bridge.proxy} (WebSocket -> TCP for the Neon driver, to ${bridgeTarget} only)`);
+  if (stack.bridge) say(`  bridge     ws://${stack.bridge.proxy} (WebSocket -> TCP for the Neon driver, to ${relayTo} only)`);
   say(`  pushing to ${pushLabel}`);
   if (curl) say(`  metrics    ${curl}`);
   say(`  schedule   ${started.cron ? `${started.cron === 'disabled' ? 'disabled' : `cron [${started.cron}]`} (the schedule event of serverless.yml)` : 'the schedule event of serverless.yml'}, plus a tick now${options.tickEverySeconds > 0 ? ` and one every ${options.tickEverySeconds} s (DEV_TICK_SECONDS)` : ''}`);
