@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { Pushgateway, type Registry } from 'prom-client';
 import type { PushgatewayConfig } from './config';
 import { DeadlineError, sleep, withDeadline, type Deadline } from './deadline';
+import { describeError } from './redact';
 
 export class PushError extends Error {
   override name = 'PushError';
@@ -56,18 +57,14 @@ function statusOf(error: unknown): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/** Redaction happens in the tick, with the configured secrets; here only the wording. */
 function reason(error: unknown): string {
-  if (error instanceof DeadlineError) return error.message;
   const status = statusOf(error);
   if (status !== undefined) {
     const body = (error as Error).message.replace(/^push failed with status \d{3},\s*/, '').trim();
     return `HTTP ${status}${body ? `: ${body.slice(0, 300)}` : ''}`;
   }
-  if (error instanceof Error) {
-    const code = (error as { code?: string }).code;
-    return code && !error.message.includes(code) ? `${error.message} (${code})` : error.message;
-  }
-  return String(error);
+  return describeError(error, []);
 }
 
 function retryable(error: unknown): boolean {
