@@ -6,9 +6,8 @@
  */
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { collect } from '../../functions/collect';
 import { startBridge, type Bridge } from '../../lib/bridge';
-import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
+import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 import { batchSelects, startWireTap, type WireTap } from '../support/wire';
@@ -50,7 +49,7 @@ async function invoke(over: Record<string, string | undefined> = {}) {
     ...over,
   };
   const before = tap.queries().length;
-  const outcome = await withEnv(env, () => captureOutput(() => collect(scheduledEvent(), lambdaContext(30_000))));
+  const outcome = await invokeCollect(env);
   return { ...outcome, queries: tap.queries().slice(before) };
 }
 

@@ -5,9 +5,8 @@
  */
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { collect } from '../../functions/collect';
 import { startBridge, type Bridge } from '../../lib/bridge';
-import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
+import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 
@@ -41,7 +40,7 @@ function env(over: Record<string, string | undefined> = {}) {
 }
 
 async function invoke(over: Record<string, string | undefined> = {}) {
-  return withEnv(env(over), () => captureOutput(() => collect(scheduledEvent(), lambdaContext(30_000))));
+  return invokeCollect(env(over));
 }
 
 /** A known queue: every gauge has a distinct, hand-computed answer. */

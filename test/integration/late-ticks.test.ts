@@ -10,13 +10,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect } from '../../functions/collect';
+import type { collect } from '../../functions/collect';
 import { startBridge, type Bridge } from '../../lib/bridge';
 import { deadlineIn } from '../../lib/deadline';
 import { buildRegistry } from '../../lib/metrics';
 import { pushToGateway } from '../../lib/push';
 import type { QueueSnapshot } from '../../lib/snapshot';
-import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
+import { scheduledEvent, invokeCollect } from '../support/lambda';
 import { silentTcpServer, type Misbehaving } from '../support/misbehaving';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
@@ -123,7 +123,7 @@ describe('the handler refuses a late event', () => {
       MAX_EVENT_AGE_SECONDS: '90',
       ...over,
     };
-    const { output, result, error } = await withEnv(env, () => captureOutput(() => collect(event, lambdaContext(30_000))));
+    const { output, result, error } = await invokeCollect(env, event);
     const lines = output.trim().split('\n');
     expect(lines, output).toHaveLength(1);
     return { result, error: error as Error | undefined, line: JSON.parse(lines[0]!) as Record<string, unknown> };

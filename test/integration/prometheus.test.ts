@@ -12,9 +12,8 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect } from '../../functions/collect';
 import { startBridge, type Bridge } from '../../lib/bridge';
-import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
+import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import {
   eventually,
@@ -75,7 +74,7 @@ function env(over: Record<string, string> = {}) {
 }
 
 async function runCollector(over: Record<string, string> = {}) {
-  return withEnv(env(over), () => captureOutput(() => collect(scheduledEvent(), lambdaContext(30_000))));
+  return invokeCollect(env(over));
 }
 
 /** Known figures: 150 ready (backlog), oldest 900 s, 2 future, 2 expired leases, no active one. */

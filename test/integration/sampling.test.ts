@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../functions/collect';
 import { startBridge, type Bridge } from '../../lib/bridge';
-import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
+import { captureOutput, lambdaContext, scheduledEvent, withEnv, invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 
@@ -66,7 +66,7 @@ async function invokeWatching(job: string, env: Record<string, string>, lambdaTi
     RUNS_TABLE: db.table,
     ...env,
   };
-  const outcome = await withEnv(vars, () => captureOutput(() => collect(scheduledEvent(scheduled), lambdaContext(lambdaTimeoutMs))));
+  const outcome = await invokeCollect(vars, scheduledEvent(scheduled), lambdaTimeoutMs);
   const endedMs = Date.now() - scheduled.getTime();
   await new Promise((r) => setTimeout(r, 150));
   watching = false;

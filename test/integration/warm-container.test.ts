@@ -10,8 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { register as globalRegistry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect } from '../../functions/collect';
-import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
+import { invokeCollect } from '../support/lambda';
 import { resourceCensus, settleTo } from '../support/misbehaving';
 import { freePort } from '../support/net';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/postgres';
@@ -88,7 +87,7 @@ async function invokeOnce() {
     PUSHGATEWAY_JOB: 'xyn_warm',
     RUNS_TABLE: db.table,
   };
-  const { output, result, error } = await withEnv(env, () => captureOutput(() => collect(scheduledEvent(), lambdaContext(30_000))));
+  const { output, result, error } = await invokeCollect(env);
   expect(error).toBeUndefined();
   const lines = output.trim().split('\n');
   expect(lines).toHaveLength(1);

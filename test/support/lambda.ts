@@ -2,6 +2,7 @@
 
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
+import { collect } from '../../functions/collect';
 
 export function scheduledEvent(time: Date = new Date()): ScheduledEvent {
   return {
@@ -70,4 +71,9 @@ export async function captureOutput<T>(fn: () => Promise<T>): Promise<{ output: 
     process.stdout.write = out;
     process.stderr.write = err;
   }
+}
+
+/** Invoke the collect handler as Lambda does (a scheduled event, a context) with `env`, capturing its output. */
+export function invokeCollect(env: Record<string, string | undefined>, event: Partial<ScheduledEvent> | undefined = scheduledEvent(), timeoutMs = 30_000) {
+  return withEnv(env, () => captureOutput(() => collect(event, lambdaContext(timeoutMs))));
 }
