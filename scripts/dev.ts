@@ -469,6 +469,9 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
     });
   }
   demoReady.catch(() => {});
+  // The schedule runs from offline's start, which may come before the embedded database is up.
+  let databaseReady = false;
+  void demoReady.then(() => (databaseReady = true), () => {});
   if (relayTo) stack.bridge = await startBridge({ allow: [relayTo] });
   const wsProxy = options.wsProxy ?? stack.bridge?.proxy ?? '';
 
@@ -546,6 +549,10 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   eachLine(offline, (line) => {
     const record = parseTickRecord(line);
     if (record) {
+      if (!databaseReady && record.outcome !== 'ok' && record.outcome !== 'skipped_late') {
+        say(`${clock()}  (a scheduled tick came while the embedded database was still starting; it pushed xyn_collector_up 0, the next tick replaces it)`);
+        return;
+      }
       say(formatTick(record));
       if (record.exposition) say(record.exposition.replace(/^/gm, '    ').trimEnd());
       return;
