@@ -101,7 +101,7 @@ export interface Clock {
   sleep(ms: number): Promise<unknown>;
 }
 
-export const systemClock: Clock = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
+const systemClock: Clock = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
 
 /**
  * One scheduled invocation: runTick once (k = 1), or k samples as planned above.
