@@ -20,7 +20,7 @@ import { withDeadline, type Deadline } from './deadline';
 export const CLOSE_GRACE_MS = 1_000;
 
 export interface DriverSettings {
-  wsProxy?: string | ((host: string, port: number | string) => string);
+  wsProxy?: (host: string, port: number | string) => string;
   useSecureWebSocket?: boolean;
   pipelineTLS?: boolean;
   pipelineConnect?: 'password' | false;

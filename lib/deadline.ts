@@ -3,7 +3,14 @@
  * peer that trickles bytes never trips them, and closing a WebSocket waits on
  * the peer. So everything a tick awaits is raced against the wall clock here,
  * and the loser is cut by the caller's onTimeout (which must free its sockets).
+ *
+ * Why not AbortSignal.timeout/any: their timer cannot be cleared (in a warm
+ * Lambda container it would fire long after the tick), their TimeoutError
+ * cannot say which step ran out of which bound, and the Neon driver's promises
+ * take no signal to race. Waiting itself is node:timers/promises.
  */
+
+import { setTimeout as delay } from 'node:timers/promises';
 
 export class DeadlineError extends Error {
   override name = 'DeadlineError';
@@ -83,6 +90,5 @@ export async function withDeadline<T>(
 
 /** Sleep, but never past the deadline. */
 export function sleep(ms: number, deadline?: Deadline): Promise<void> {
-  const wait = deadline ? Math.min(ms, deadline.remainingMs()) : ms;
-  return new Promise((resolve) => setTimeout(resolve, wait));
+  return delay(deadline ? Math.min(ms, deadline.remainingMs()) : ms);
 }

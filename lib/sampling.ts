@@ -12,12 +12,17 @@
  * as the previous sample took is left, and never less than MIN_SAMPLE_MS. The
  * previous sample, not the slowest: the first one carries the cold start and
  * must not condemn the rest; a sample that does overrun is cut at its slot end.
+ * A slot skipped for an overrun is the only price of one slow sample: the next
+ * slot asks for MIN_SAMPLE_MS again, and only a slot in which not even that
+ * fits before the invocation's end stops the rest. A failed sample, whatever it
+ * threw, does not stop the later ones either.
  *
  * The planning is pure (unit-tested); runSamples does the waiting and calling.
  */
 
 import type { Config } from './config';
-import { deadlineIn, sleep, type Deadline } from './deadline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { deadlineIn, type Deadline } from './deadline';
 import { redactingSink, stdoutSink } from './log';
 import { runTick, TickError, type TickOptions, type TickResult } from './tick';
 
@@ -72,7 +77,8 @@ export interface DecisionInput {
 export function decideSample({ slot, nowMs, invocationEndMs, periodEndMs, previousSampleMs, tickTimeoutMs }: DecisionInput): SampleDecision {
   const need = Math.max(MIN_SAMPLE_MS, previousSampleMs);
   const begin = Math.max(nowMs, slot.startMs);
-  if (begin + need > invocationEndMs) {
+  // Stop only when no sample at all fits any more; a long previous one costs this slot, not the rest.
+  if (begin + MIN_SAMPLE_MS > invocationEndMs) {
     return { action: 'stop', reason: invocationEndMs < periodEndMs ? 'invocation_deadline' : 'period_end' };
   }
   const end = Math.min(slot.endMs, invocationEndMs);
@@ -89,19 +95,32 @@ export interface SampleOptions extends TickOptions {
 
 export type Tick = (config: Config, options: TickOptions) => Promise<TickResult>;
 
+/** Where runSamples reads the time and waits; tests drive the schedule with a simulated one. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<unknown>;
+}
+
+const systemClock: Clock = { now: () => Date.now(), sleep: (ms) => sleep(ms) };
+
 /**
  * One scheduled invocation: runTick once (k = 1), or k samples as planned above.
  * Returns the last sample's result; when any sample failed, throws a TickError
  * after the remaining samples ran, so Lambda's error metrics still see it.
  */
-export async function runSamples(config: Config, options: SampleOptions = {}, tick: Tick = runTick): Promise<TickResult> {
+export async function runSamples(
+  config: Config,
+  options: SampleOptions = {},
+  tick: Tick = runTick,
+  clock: Clock = systemClock,
+): Promise<TickResult> {
   const { eventTime, invocationDeadline, ...tickOptions } = options;
   const k = config.samplesPerInvocation ?? 1;
   if (k <= 1) return tick(config, tickOptions);
 
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
   const periodMs = (config.schedulePeriodSeconds ?? 60) * 1000;
-  const startMs = periodStartMs(eventTime, Date.now(), periodMs);
+  const startMs = periodStartMs(eventTime, clock.now(), periodMs);
   const periodEndMs = startMs + periodMs;
   const invocationEndMs = Math.min(periodEndMs, invocationDeadline?.at ?? Infinity);
 
@@ -111,10 +130,12 @@ export async function runSamples(config: Config, options: SampleOptions = {}, ti
   let stopped: string | undefined;
   const results: TickResult[] = [];
   const failures: TickError[] = [];
+  /** Something other than a failed tick (a bug): the remaining samples still run, then it is rethrown. */
+  const unexpected: unknown[] = [];
   for (const slot of sampleSlots(startMs, periodMs, k)) {
     const decision = decideSample({
       slot,
-      nowMs: Date.now(),
+      nowMs: clock.now(),
       invocationEndMs,
       periodEndMs,
       previousSampleMs: previous,
@@ -126,36 +147,42 @@ export async function runSamples(config: Config, options: SampleOptions = {}, ti
     }
     if (decision.action === 'skip') {
       skipped += 1;
+      // The overrun has been paid for with this slot; the next one asks only for MIN_SAMPLE_MS.
+      previous = 0;
       continue;
     }
-    if (decision.waitMs > 0) await sleep(decision.waitMs);
-    const began = Date.now();
+    if (decision.waitMs > 0) await clock.sleep(decision.waitMs);
+    const began = clock.now();
     const context = { ...tickOptions.context, sample: slot.index + 1, samples: k, sample_offset_ms: began - startMs };
     try {
-      results.push(await tick(config, { ...tickOptions, context, deadline: deadlineIn(decision.deadlineAtMs - began) }));
+      results.push(await tick(config, { ...tickOptions, context, deadline: deadlineIn(decision.deadlineAtMs - began, clock.now) }));
     } catch (error) {
-      if (!(error instanceof TickError)) throw error;
-      results.push(error.result);
-      failures.push(error);
+      if (error instanceof TickError) {
+        results.push(error.result);
+        failures.push(error);
+      } else {
+        unexpected.push(error);
+      }
     }
-    previous = Date.now() - began;
+    previous = clock.now() - began;
     slowest = Math.max(slowest, previous);
   }
 
-  const early = stopped !== undefined && results.length + skipped < k;
+  const early = stopped !== undefined;
   log({
-    level: failures.length > 0 || early || skipped > 0 ? 'warn' : 'info',
+    level: failures.length + unexpected.length > 0 || early || skipped > 0 ? 'warn' : 'info',
     msg: 'samples',
     ...tickOptions.context,
     samples_planned: k,
-    samples_taken: results.length,
-    samples_failed: failures.length,
+    samples_taken: results.length + unexpected.length,
+    samples_failed: failures.length + unexpected.length,
     samples_skipped: skipped,
     ...(early ? { stopped_early: stopped } : {}),
     period_seconds: periodMs / 1000,
     slowest_sample_ms: slowest,
   });
 
+  if (unexpected.length > 0) throw unexpected[0];
   const last = results[results.length - 1];
   if (!last) {
     throw new Error(`xyn-metrics: no sample could be taken (${stopped ?? 'no time'}); check the Lambda timeout against SCHEDULE_PERIOD_SECONDS`);

@@ -54,9 +54,6 @@ export function jsonArray(value: unknown, field: string): unknown[] {
   return parsed;
 }
 
-/** The always-reported statuses, even where the column is plain text. */
-export const CORE_STATUSES = ['QUEUED', 'RUNNING'] as const;
-
 export function toQueueSnapshot(row: Record<string, unknown>): QueueSnapshot {
   const queued = count(row.queued, 'queued');
   const ready = count(row.ready, 'ready');

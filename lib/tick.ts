@@ -3,8 +3,9 @@
  * config -> database -> snapshot -> registry -> push -> log line.
  *
  * When the database cannot be read, a registry holding only
- * xyn_collector_up 0 is pushed (PUT replaces the group, so no stale queue value
- * stays on display) and the tick still fails, so Lambda's error metrics see it.
+ * xyn_collector_up 0 and xyn_collector_duration_seconds is pushed (PUT
+ * replaces the group, so no stale queue value stays on display) and the tick
+ * still fails, so Lambda's error metrics see it.
  */
 
 import type { Registry } from 'prom-client';
@@ -106,7 +107,7 @@ export async function readQueueSnapshot(
 }
 
 export interface Collected {
-  /** A fresh registry: the queue figures, or only xyn_collector_up 0 when the read failed. */
+  /** A fresh registry: the queue figures, or only xyn_collector_up 0 (and the duration) when the read failed. */
   registry: Registry;
   exposition: string;
   snapshot: QueueSnapshot | undefined;

@@ -215,8 +215,8 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
     });
     // The seeded queue: a backlog of old ready runs, dead leases, no live lease, no worker alive, a slow blueprint.
     const holding = new Set(['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns']);
-    // Only this recording rule is legitimately empty here: no push has failed.
-    const emptyRecordings = new Set(['xyn:push_failed_since_success_seconds']);
+    // Only these recording rules are legitimately empty here: no push has failed, no group has gone.
+    const emptyRecordings = new Set(['xyn:push_failed_since_success_seconds', 'xyn:collector_up:gone']);
 
     // Throws when the expression does not parse; otherwise whether it returns data.
     const check = async (rule: PromRule) => ({ name: rule.name, data: (await prometheus.query(rule.query)).length > 0 });
@@ -271,6 +271,7 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
   it('every PromQL expression of the dashboard parses and returns data', async () => {
     const grafanaVariables: Record<string, string> = {
       job: JOB,
+      env: GROUP.env,
       __rate_interval: '1m',
       __interval: '15s',
       __range: '5m',

@@ -105,3 +105,73 @@ describe('runSamples', () => {
     expect(n).toBe(2);
   });
 });
+
+/**
+ * The whole schedule on a simulated clock: each fake sample takes the time it
+ * is told, or is cut at its deadline (plus a few ms to close, as a real one).
+ */
+describe('runSamples schedule (k = 4, 60 s period, 15 s slots)', () => {
+  type Step = { ms: number; fails?: 'tick' | 'bug' };
+  async function schedule(steps: Step[], invocationEndMs = Infinity) {
+    let now = 1_000_000;
+    const t0 = now;
+    const clock = { now: () => now, sleep: async (ms: number) => void (now += ms) };
+    const ran: { sample: number; startMs: number; cut: boolean }[] = [];
+    const logs: LogRecord[] = [];
+    const tick = async (_c: Config, o: TickOptions) => {
+      const step = steps[ran.length] ?? { ms: 1_000 };
+      const cut = now + step.ms > o.deadline!.at;
+      ran.push({ sample: o.context!.sample as number, startMs: now - t0, cut });
+      now = cut ? o.deadline!.at + 10 : now + step.ms;
+      if (step.fails === 'tick') throw new TickError('tick failed', fakeResult('db_failed'));
+      if (step.fails === 'bug') throw new TypeError('a bug');
+      return fakeResult();
+    };
+    const deadline = { at: t0 + invocationEndMs, label: 'invocation', remainingMs: () => t0 + invocationEndMs - now };
+    const outcome = await runSamples(fakeConfig(4, 60), { log: (r) => logs.push(r), invocationDeadline: deadline }, tick, clock).then(
+      () => 'ok',
+      (error: Error) => error.message,
+    );
+    return { ran, summary: logs.at(-1)!, outcome };
+  }
+
+  it('runs every slot on time when each sample is quick', async () => {
+    const { ran, summary } = await schedule([]);
+    expect(ran.map((r) => [r.sample, r.startMs])).toEqual([[1, 0], [2, 15_000], [3, 30_000], [4, 45_000]]);
+    expect(summary).toMatchObject({ level: 'info', samples_taken: 4, samples_skipped: 0 });
+  });
+
+  it('a slow first sample (the cold start) that still fits its slot costs nothing', async () => {
+    const { ran } = await schedule([{ ms: 14_900 }, { ms: 500 }]);
+    expect(ran.map((r) => r.sample)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('a sample cut at its slot end costs the next slot only, never the rest of the period', async () => {
+    const { ran, summary, outcome } = await schedule([{ ms: 40_000 }]);
+    expect(ran.map((r) => [r.sample, r.cut])).toEqual([[1, true], [3, false], [4, false]]);
+    expect(summary).toMatchObject({ level: 'warn', samples_taken: 3, samples_skipped: 1 });
+    expect(summary).not.toHaveProperty('stopped_early');
+    expect(outcome).toBe('ok');
+  });
+
+  it('a cut sample in the middle costs only the slot after it', async () => {
+    const { ran } = await schedule([{ ms: 500 }, { ms: 20_000 }]);
+    expect(ran.map((r) => r.sample)).toEqual([1, 2, 4]);
+  });
+
+  it('failed samples, a failed tick or a bug, do not stop the later ones; the invocation then fails', async () => {
+    const tickFailed = await schedule([{ ms: 500, fails: 'tick' }, { ms: 500 }]);
+    expect(tickFailed.ran.map((r) => r.sample)).toEqual([1, 2, 3, 4]);
+    expect(tickFailed.outcome).toMatch(/1 of 4 samples failed/);
+    const bug = await schedule([{ ms: 500 }, { ms: 500, fails: 'bug' }]);
+    expect(bug.ran.map((r) => r.sample)).toEqual([1, 2, 3, 4]);
+    expect(bug.summary).toMatchObject({ samples_taken: 4, samples_failed: 1 });
+    expect(bug.outcome).toBe('a bug');
+  });
+
+  it('stops when the Lambda deadline leaves no room for another sample', async () => {
+    const { ran, summary } = await schedule([], 40_000);
+    expect(ran.map((r) => r.sample)).toEqual([1, 2, 3]);
+    expect(summary).toMatchObject({ stopped_early: 'invocation_deadline' });
+  });
+});

@@ -1,0 +1,120 @@
+/**
+ * Docs that tell the truth, checked against the code where a check can:
+ * the README's configuration tables against the variables lib/ and
+ * functions/ actually read (the code is the source of truth, so a variable
+ * added or removed on either side is named), and docs/failure-modes.md's
+ * alert table against monitoring/alerts.yml.
+ */
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../lib/config';
+import { buildRegistry } from '../../lib/metrics';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+const sources = (dir: string) =>
+  readdirSync(join(ROOT, dir))
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => read(join(dir, f)));
+
+/** Variables of the process environment that are not this project's configuration. */
+const NOT_OURS = /^(AWS_|LAMBDA_|NODE_)/;
+
+/** Every variable the code reads: `text(env, 'NAME')`-style calls and `env.NAME` / `env['NAME']`. */
+function variablesInCode(): Set<string> {
+  const names = new Set<string>();
+  for (const source of [...sources('lib'), ...sources('functions')]) {
+    for (const m of source.matchAll(/\w\(\s*env,\s*'([A-Z][A-Z0-9_]+)'/g)) names.add(m[1]!);
+    for (const m of source.matchAll(/\benv(?:\?)?\.([A-Z][A-Z0-9_]+)\b|\benv\[\s*'([A-Z][A-Z0-9_]+)'\s*\]/g)) names.add((m[1] ?? m[2])!);
+  }
+  return new Set([...names].filter((n) => !NOT_OURS.test(n)));
+}
+
+interface Row {
+  names: string[];
+  defaults: string;
+  meaning: string;
+}
+
+/** The rows of every table in the README's "## Configuration" section (its "###" subsections included). */
+function readmeConfigurationRows(): Row[] {
+  const readme = read('README.md');
+  const start = readme.indexOf('\n## Configuration\n');
+  expect(start, 'README has a "## Configuration" section').toBeGreaterThan(-1);
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end === -1 ? undefined : end);
+  return section
+    .split('\n')
+    .filter((line) => /^\| `[A-Z]/.test(line))
+    .map((line) => {
+      const [names = '', defaults = '', meaning = ''] = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+      return { names: [...names.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!), defaults, meaning };
+    });
+}
+
+describe('README configuration tables', () => {
+  const rows = readmeConfigurationRows();
+  const documented = new Set(rows.flatMap((r) => r.names));
+  const deployTime = new Set(rows.filter((r) => r.meaning.startsWith('deploy time')).flatMap((r) => r.names));
+  const inCode = variablesInCode();
+
+  it('finds the tables and the variables', () => {
+    expect(rows.length).toBeGreaterThan(10);
+    expect(inCode.size).toBeGreaterThan(10);
+  });
+
+  it('document every variable the code reads', () => {
+    expect([...inCode].filter((n) => !documented.has(n)).sort(), 'read by lib/ or functions/ but missing from the README').toEqual([]);
+  });
+
+  it('document only variables the code reads (deploy-time ones: serverless.yml)', () => {
+    const serverless = read('serverless.yml');
+    const gone = [...documented].filter((n) => (deployTime.has(n) ? !serverless.includes(`\${env:${n}`) : !inCode.has(n)));
+    expect(gone.sort(), 'in the README but read by no code').toEqual([]);
+  });
+
+  it('give the defaults the code uses', () => {
+    const wrong = Object.entries(DEFAULTS)
+      .map(([name, value]) => ({ name, value: String(value), row: rows.find((r) => r.names.includes(name)) }))
+      .filter(({ value, row }) => !row || !row.defaults.includes(`\`${value}\``))
+      .map(({ name, value, row }) => `${name}: code ${value}, README ${row?.defaults ?? '(no row)'}`);
+    expect(wrong).toEqual([]);
+  });
+
+  it('has no line that Markdown would read as a quotation or a list by accident', () => {
+    const accidental = read('README.md')
+      .split('\n')
+      .filter((line) => /^> ?\d/.test(line));
+    expect(accidental).toEqual([]);
+  });
+});
+
+describe('README on a failed database read', () => {
+  it('names exactly the metrics the tick then pushes', async () => {
+    const text = await buildRegistry(undefined, { up: false, durationSeconds: 0.5 }).metrics();
+    const pushed = [...text.matchAll(/^# TYPE (\w+)/gm)].map((m) => m[1]!).sort();
+    const readme = read('README.md');
+    const sentence = readme.slice(readme.indexOf('When the database cannot be read'), readme.indexOf('(the PUT replaces the group'));
+    const named = [...sentence.matchAll(/`(xyn_\w+)/g)].map((m) => m[1]!).sort();
+    expect(named).toEqual(pushed);
+  });
+});
+
+describe('docs/failure-modes.md', () => {
+  it('its alert table names every alert of monitoring/alerts.yml, and no other', () => {
+    const alerts = [...read('monitoring/alerts.yml').matchAll(/^\s+- alert: (\w+)/gm)].map((m) => m[1]!).sort();
+    const doc = read('docs/failure-modes.md');
+    const table = doc.slice(doc.indexOf('\n## Alerts\n'), doc.indexOf('\n## ', doc.indexOf('\n## Alerts\n') + 1));
+    const named = [...new Set([...table.matchAll(/^\| (.*?) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`(Xyn\w+)`/g)].map((n) => n[1]!)))].sort();
+    expect(named).toEqual(alerts);
+  });
+
+  it('names the alert that an HTTP 400 on push raises', () => {
+    const row = read('docs/failure-modes.md')
+      .split('\n')
+      .find((line) => line.startsWith('| HTTP 400 |'));
+    expect(row).toContain('`XynPushRejected`');
+  });
+});
