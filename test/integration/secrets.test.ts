@@ -269,6 +269,42 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     expectNoSecret(run);
   });
 
+  it('the /metrics function: a rotated database password is refetched once and the scrape answers with the figures', async () => {
+    const scrapeParameter = `/xyn-metrics/test-${hex}/metrics-bearer-token`;
+    ssm.put(scrapeParameter, BEARER_TOKEN);
+    const env = {
+      ...deployedEnv('xyn_ssm_scrape_rotate', { PUSHGATEWAY_URL: undefined, PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined, SECRETS_CACHE_SECONDS: '300' }),
+      METRICS_BEARER_TOKEN_SSM_PARAMETER: scrapeParameter,
+    };
+    const scrape = () =>
+      withEnv(env, () => captureOutput(() => metrics({ rawPath: '/metrics', headers: { authorization: `Bearer ${BEARER_TOKEN}` } }, lambdaContext(10_000))));
+    expect((await scrape()).result?.body).toMatch(/^xyn_collector_up 1$/m);
+
+    const newPassword = `rotated-scrape-${randomBytes(6).toString('hex')}`;
+    secretsSeen.add(newPassword);
+    const admin = await adminClient();
+    try {
+      await admin.query(`ALTER ROLE ${stack.reader.name} PASSWORD '${scramVerifier(newPassword, 16)}'`);
+    } finally {
+      await admin.end();
+    }
+    const url = new URL(readerUrl);
+    url.password = encodeURIComponent(newPassword);
+    readerUrl = url.toString();
+    ssm.put(DB_PARAMETER, readerUrl);
+
+    const rotated = await scrape();
+    expect(rotated.result?.statusCode).toBe(200);
+    expect(rotated.result?.body, rotated.output).toMatch(/^xyn_collector_up 1$/m);
+    expect(ssm.requests).toHaveLength(2);
+    const lines = rotated.output.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ['warn', 'password refused; secrets changed in SSM, reading again'],
+      ['info', 'scrape'],
+    ]);
+    expectNoSecret(rotated);
+  });
+
   it('the /metrics function reads DATABASE_URL and METRICS_BEARER_TOKEN from SSM', async () => {
     const scrapeParameter = `/xyn-metrics/test-${hex}/metrics-bearer-token`;
     ssm.put(scrapeParameter, BEARER_TOKEN);
