@@ -182,6 +182,8 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     const run = await invokeCollect(deployedEnv('xyn_ssm_slow', { TICK_TIMEOUT_MS: '1500' }));
     expectSecretsFailure(run, /cannot read SSM parameters .*SSM GetParameters did not finish within \d+ ms \(tick deadline\)/, 1_500 + 1_000);
     expect(run.elapsedMs).toBeGreaterThanOrEqual(1_400);
+    // The cut request's socket is closed, not left to a warm container.
+    await waitFor('the SSM connection to close', async () => (ssm.openConnections() === 0 ? true : undefined), 2_000);
   });
 
   it('caches values for SECRETS_CACHE_SECONDS, then reads them again', async () => {

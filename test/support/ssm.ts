@@ -44,6 +44,8 @@ export interface FakeSsm {
   url: string;
   mode: SsmMode;
   requests: SsmRequest[];
+  /** Connections open now (a cut request must not leave one behind). */
+  openConnections(): number;
   /** Set (or replace: a rotation) a SecureString. */
   put(name: string, value: string, type?: string): void;
   close(): Promise<void>;
@@ -157,6 +159,7 @@ export async function startFakeSsm(): Promise<FakeSsm> {
       state.mode = m;
     },
     requests,
+    openConnections: () => sockets.size,
     put(name, value, type = 'SecureString') {
       parameters.set(name, { value, type, version: (parameters.get(name)?.version ?? 0) + 1 });
     },
