@@ -29,10 +29,13 @@ export const EXIT_MARGIN_MS = 1_500;
 export type CollectResponse = Pick<TickResult, 'outcome' | 'pushedTo' | 'durationMs'> | { outcome: 'skipped_late'; ageSeconds: number };
 
 /** Secrets, then configuration; each failure is one error line and one thrown message. */
-async function configure(env: Env, deadline: Deadline, refresh = false): Promise<{ env: Env; config: Config }> {
+async function configure(env: Env, deadline: Deadline, refresh = false): Promise<{ env: Env; config: Config; secretsMs: number }> {
+  const started = Date.now();
   let resolved: Env;
+  let secretsMs: number;
   try {
     resolved = await resolveSecrets(env, deadline, { refresh });
+    secretsMs = Date.now() - started;
   } catch (error) {
     // Neither error carries a secret value (they name parameters and variables); redact anyway.
     const message = error instanceof ConfigError || error instanceof SecretsError ? error.message : describeError(error, []);
@@ -41,7 +44,7 @@ async function configure(env: Env, deadline: Deadline, refresh = false): Promise
     throw new Error(`xyn-metrics ${what}: ${message}`);
   }
   try {
-    return { env: resolved, config: parseConfig(resolved) };
+    return { env: resolved, config: parseConfig(resolved), secretsMs };
   } catch (error) {
     // Config errors never carry values of secrets; redact anyway in case of a bug.
     const message = error instanceof ConfigError ? error.message : describeError(error, []);
@@ -51,11 +54,9 @@ async function configure(env: Env, deadline: Deadline, refresh = false): Promise
 }
 
 export async function collect(event: Partial<ScheduledEvent> | undefined, context: Partial<Context> | undefined): Promise<CollectResponse> {
-  const started = Date.now();
-  const remainingAtStart = context?.getRemainingTimeInMillis?.();
-  // TICK_TIMEOUT_MS bounds the whole invocation, the SSM read included.
-  const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), remainingAtStart, EXIT_MARGIN_MS));
-  let { env, config } = await configure(process.env, setupDeadline);
+  // TICK_TIMEOUT_MS bounds the SSM read and the tick together.
+  const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS));
+  let { env, config, secretsMs } = await configure(process.env, setupDeadline);
 
   let late: number | undefined;
   try {
@@ -78,7 +79,7 @@ export async function collect(event: Partial<ScheduledEvent> | undefined, contex
   }
 
   const remaining = context?.getRemainingTimeInMillis?.();
-  const budget = tickBudgetMs(config.tickTimeoutMs - (Date.now() - started), remaining, EXIT_MARGIN_MS);
+  const budget = tickBudgetMs(config.tickTimeoutMs - secretsMs, remaining, EXIT_MARGIN_MS);
   const deadline = deadlineIn(budget);
   const invocationDeadline = remaining === undefined ? undefined : deadlineIn(Math.max(0, remaining - EXIT_MARGIN_MS));
   const tickContext = { request_id: context?.awsRequestId, scheduled_at: event?.time };

@@ -60,8 +60,10 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
   const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS));
   let env: Env;
   let config: Config;
+  let secretsMs: number;
   try {
     env = await resolveSecrets(process.env, setupDeadline);
+    secretsMs = Date.now() - started;
     config = parseConfig(env, { requirePushgateway: false });
   } catch (error) {
     // The details go to the log only: an unauthenticated caller learns nothing of the setup.
@@ -82,7 +84,7 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
     return plain(401, 'xyn-metrics: missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="xyn-metrics"' });
   }
 
-  const budget = tickBudgetMs(config.tickTimeoutMs - (Date.now() - started), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS);
+  const budget = tickBudgetMs(config.tickTimeoutMs - secretsMs, context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS);
   // The scrape never pushes, so the whole budget is the database's.
   const deadline = deadlineIn(budget);
   let collected = await collectRegistry(config, deadline);
