@@ -53,10 +53,30 @@ async function configure(env: Env, deadline: Deadline, refresh = false): Promise
   }
 }
 
+/**
+ * After a tick whose credentials were refused: read the secrets from SSM
+ * again, once. Returns the new configuration when any value changed (the tick
+ * is worth running again), undefined otherwise.
+ */
+async function refetchAfterRefusal(error: unknown, before: Env, deadline: Deadline, context: Record<string, unknown>): Promise<Config | undefined> {
+  const refused = error instanceof TickError ? (error.result.authFailures ?? []) : [];
+  if (refused.length === 0 || secretParameters(process.env).length === 0) return undefined;
+  const { env, config } = await configure(process.env, deadline, true);
+  const changed = changedSecrets(before, env);
+  redactingSink(stdoutSink, config.secrets)({
+    level: 'warn',
+    msg: changed.length > 0 ? 'credentials refused; secrets changed in SSM, tick runs again' : 'credentials refused; secrets unchanged in SSM',
+    refused,
+    changed,
+    ...context,
+  });
+  return changed.length > 0 ? config : undefined;
+}
+
 export async function collect(event: Partial<ScheduledEvent> | undefined, context: Partial<Context> | undefined): Promise<CollectResponse> {
   // TICK_TIMEOUT_MS bounds the SSM read and the tick together.
   const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS));
-  let { env, config, secretsMs } = await configure(process.env, setupDeadline);
+  const { env, config, secretsMs } = await configure(process.env, setupDeadline);
 
   let late: number | undefined;
   try {
@@ -89,21 +109,10 @@ export async function collect(event: Partial<ScheduledEvent> | undefined, contex
   try {
     result = await run(config);
   } catch (error) {
-    const refused = error instanceof TickError ? (error.result.authFailures ?? []) : [];
-    if (refused.length === 0 || secretParameters(process.env).length === 0) throw error;
-    // A credential was refused: perhaps it was rotated since it was cached. Read again, once.
-    const before = env;
-    ({ env, config } = await configure(process.env, deadline, true));
-    const changed = changedSecrets(before, env);
-    redactingSink(stdoutSink, config.secrets)({
-      level: 'warn',
-      msg: changed.length > 0 ? 'credentials refused; secrets changed in SSM, tick runs again' : 'credentials refused; secrets unchanged in SSM',
-      refused,
-      changed,
-      ...tickContext,
-    });
-    if (changed.length === 0) throw error;
-    result = await run(config);
+    // A refused credential may have been rotated since it was cached.
+    const rotated = await refetchAfterRefusal(error, env, deadline, tickContext);
+    if (rotated === undefined) throw error;
+    result = await run(rotated);
   }
   return { outcome: result.outcome, pushedTo: result.pushedTo, durationMs: result.durationMs };
 }
