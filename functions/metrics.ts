@@ -18,7 +18,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { ConfigError, parseConfig, type Config, type Env } from '../lib/config';
-import { deadlineIn, tickBudgetMs } from '../lib/deadline';
+import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/deadline';
 import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/secrets';
 import { redactingSink, stdoutSink, type LogSink } from '../lib/log';
 import { describeError } from '../lib/redact';
@@ -55,6 +55,24 @@ export function tokenMatches(presented: string | undefined, expected: string): b
   return ok && presented !== undefined;
 }
 
+/**
+ * After the database refused the password: read the secrets from SSM again,
+ * once. Returns the new configuration when any value changed, else undefined
+ * (a failure to read is logged; the scrape then answers with collector_up 0).
+ */
+async function refetchAfterRefusal(before: Env, deadline: Deadline, log: LogSink): Promise<Config | undefined> {
+  try {
+    const fresh = await resolveSecrets(process.env, deadline, { refresh: true });
+    const changed = changedSecrets(before, fresh);
+    log({ level: 'warn', msg: changed.length > 0 ? 'password refused; secrets changed in SSM, reading again' : 'password refused; secrets unchanged in SSM', changed });
+    return changed.length > 0 ? parseConfig(fresh, { requirePushgateway: false }) : undefined;
+  } catch (error) {
+    const what = error instanceof SecretsError ? 'secrets unavailable' : 'configuration error';
+    log({ level: 'error', msg: what, error: error instanceof ConfigError || error instanceof SecretsError ? error.message : describeError(error, []) });
+    return undefined;
+  }
+}
+
 export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined, context: Partial<Context> | undefined): Promise<Response> {
   const started = Date.now();
   const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS));
@@ -89,15 +107,9 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
   const deadline = deadlineIn(budget);
   let collected = await collectRegistry(config, deadline);
   if (collected.dbAuthFailed && secretParameters(process.env).length > 0) {
-    // The password was refused: perhaps rotated since it was cached. Read again, once.
-    try {
-      const fresh = await resolveSecrets(process.env, deadline, { refresh: true });
-      const changed = changedSecrets(env, fresh);
-      log({ level: 'warn', msg: changed.length > 0 ? 'password refused; secrets changed in SSM, reading again' : 'password refused; secrets unchanged in SSM', ...request, changed });
-      if (changed.length > 0) collected = await collectRegistry(parseConfig(fresh, { requirePushgateway: false }), deadline);
-    } catch (error) {
-      log({ level: 'error', msg: 'secrets unavailable', ...request, error: error instanceof Error ? error.message : String(error) });
-    }
+    // The password may have been rotated since it was cached.
+    const rotated = await refetchAfterRefusal(env, deadline, (record) => log({ ...record, ...request }));
+    if (rotated !== undefined) collected = await collectRegistry(rotated, deadline);
   }
 
   // A failed read still answers 200 with xyn_collector_up 0 alone, as the push does:
