@@ -199,11 +199,12 @@ async function fetchInto(wanted: SecretParameter[], deadline: Deadline, fetchPar
  */
 export async function resolveSecrets(env: Env, deadline: Deadline, options: ResolveOptions = {}): Promise<Env> {
   const wanted = secretParameters(env);
+  // Checked even when unused: a typo must not wait for the first deploy to show.
+  const maxAgeMs = secretsCacheSeconds(env) * 1000;
   const resolved: Env = { ...env };
   if (wanted.length === 0) return resolved;
 
   const now = (options.now ?? Date.now)();
-  const maxAgeMs = secretsCacheSeconds(env) * 1000;
   const stale = wanted.filter((w) => {
     const cached = cache.get(w.parameter);
     return options.refresh || cached === undefined || now - cached.fetchedAt >= maxAgeMs;

@@ -78,6 +78,10 @@ describe('resolveSecrets', () => {
     expect(store.calls).toEqual([]);
   });
 
+  it('a bad SECRETS_CACHE_SECONDS is an error even when no secret comes from SSM', async () => {
+    await expect(resolveSecrets({ DATABASE_URL: 'postgresql://u:p@h/db', SECRETS_CACHE_SECONDS: '-1' }, deadlineIn(1000))).rejects.toThrow(ConfigError);
+  });
+
   it('fills every X in one call and leaves the rest of env alone', async () => {
     const store = fakeStore({ [DB]: 'postgresql://u:rotating@h/db', [TOKEN]: 'tok-123456789' });
     const env = { DATABASE_URL_SSM_PARAMETER: DB, PUSHGATEWAY_TOKEN_SSM_PARAMETER: TOKEN, RUNS_TABLE: 'runs' };
