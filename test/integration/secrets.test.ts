@@ -271,6 +271,15 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     expectNoSecret(run);
   });
 
+  it('a failure that is not a refused credential (database down) fails the tick without reading SSM again', async () => {
+    const closed = `127.0.0.1:${await freePort()}/v1`;
+    const run = await invokeCollect(deployedEnv('xyn_ssm_dbdown', { DATABASE_WS_PROXY: closed, SECRETS_CACHE_SECONDS: '300' }));
+    expect((run.error as Error).message).toMatch(/^xyn-metrics tick failed: database 127\.0\.0\.1: /);
+    expect(ssm.requests).toHaveLength(1);
+    expect(logLines(run).map((l) => [l.level, l.msg])).toEqual([['error', 'tick failed']]);
+    expectNoSecret(run);
+  });
+
   it('the /metrics function: a rotated database password is refetched once and the scrape answers with the figures', async () => {
     const scrapeParameter = `/xyn-metrics/test-${hex}/metrics-bearer-token`;
     ssm.put(scrapeParameter, BEARER_TOKEN);
