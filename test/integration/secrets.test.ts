@@ -123,6 +123,8 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
       withDecryption: true,
     });
     expect(request!.credentialScope).toMatch(/^\d{8}\/eu-west-1\/ssm\/aws4_request$/);
+    // Lambda's credentials are temporary: the session token must travel, signed.
+    expect(request!.signedHeaders).toEqual(expect.arrayContaining(['host', 'x-amz-date', 'x-amz-security-token', 'x-amz-target']));
     expect([...request!.names].sort()).toEqual([DB_PARAMETER, TOKEN_PARAMETER].sort());
     expectNoSecret(run);
   });

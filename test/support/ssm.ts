@@ -36,6 +36,8 @@ export interface SsmRequest {
   /** Why the signature was refused; undefined when it checked out. */
   signatureProblem: string | undefined;
   credentialScope: string | undefined;
+  /** The headers the signature covers. */
+  signedHeaders: string[];
   names: string[];
   withDecryption: boolean | undefined;
 }
@@ -55,18 +57,19 @@ const sha256 = (data: string | Buffer) => createHash('sha256').update(data).dige
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
 /** Recompute the SigV4 signature of `req` with the dummy secret key; undefined when it matches. */
-function checkSignature(req: IncomingMessage, body: Buffer): { problem: string | undefined; scope: string | undefined } {
+function checkSignature(req: IncomingMessage, body: Buffer): { problem: string | undefined; scope: string | undefined; signed: string[] } {
   const authorization = req.headers.authorization ?? '';
   const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/.exec(authorization);
-  if (!match) return { problem: `no SigV4 Authorization header: ${authorization.slice(0, 40)}`, scope: undefined };
+  if (!match) return { problem: `no SigV4 Authorization header: ${authorization.slice(0, 40)}`, scope: undefined, signed: [] };
   const [, keyId, date, region, service, signedHeaders, signature] = match as unknown as string[];
   const scope = `${date}/${region}/${service}/aws4_request`;
-  const amzDate = req.headers['x-amz-date'];
-  if (typeof amzDate !== 'string' || !amzDate.startsWith(date!)) return { problem: 'x-amz-date missing or not the credential date', scope };
-  if (keyId !== TEST_ACCESS_KEY_ID) return { problem: `unknown access key ${keyId}`, scope };
-  if (service !== 'ssm') return { problem: `signed for service ${service}, not ssm`, scope };
   const names = signedHeaders!.split(';');
-  if (!names.includes('host') || !names.includes('x-amz-date')) return { problem: 'host or x-amz-date not signed', scope };
+  const fail = (problem: string) => ({ problem, scope, signed: names });
+  const amzDate = req.headers['x-amz-date'];
+  if (typeof amzDate !== 'string' || !amzDate.startsWith(date!)) return fail('x-amz-date missing or not the credential date');
+  if (keyId !== TEST_ACCESS_KEY_ID) return fail(`unknown access key ${keyId}`);
+  if (service !== 'ssm') return fail(`signed for service ${service}, not ssm`);
+  if (!names.includes('host') || !names.includes('x-amz-date')) return fail('host or x-amz-date not signed');
   const canonicalHeaders = names
     .map((name) => {
       const value = req.headers[name];
@@ -79,7 +82,7 @@ function checkSignature(req: IncomingMessage, body: Buffer): { problem: string |
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonicalRequest)].join('\n');
   const key = hmac(hmac(hmac(hmac(`AWS4${TEST_SECRET_ACCESS_KEY}`, date!), region!), service!), 'aws4_request');
   const expected = createHmac('sha256', key).update(stringToSign).digest('hex');
-  return { problem: expected === signature ? undefined : 'signature does not match', scope };
+  return expected === signature ? { problem: undefined, scope, signed: names } : fail('signature does not match');
 }
 
 function answer(res: ServerResponse, status: number, body: unknown): void {
@@ -98,7 +101,7 @@ export async function startFakeSsm(): Promise<FakeSsm> {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const target = req.headers['x-amz-target'] as string | undefined;
-      const { problem, scope } = checkSignature(req, body);
+      const { problem, scope, signed } = checkSignature(req, body);
       let parsed: { Names?: string[]; WithDecryption?: boolean } = {};
       try {
         parsed = JSON.parse(body.toString('utf8') || '{}');
@@ -106,7 +109,7 @@ export async function startFakeSsm(): Promise<FakeSsm> {
         // answered below as a serialization error
       }
       const names = parsed.Names ?? [];
-      requests.push({ target, contentType: req.headers['content-type'], signatureProblem: problem, credentialScope: scope, names, withDecryption: parsed.WithDecryption });
+      requests.push({ target, contentType: req.headers['content-type'], signatureProblem: problem, credentialScope: scope, signedHeaders: signed, names, withDecryption: parsed.WithDecryption });
 
       if (req.method !== 'POST' || req.url !== '/') return answer(res, 404, { __type: 'UnknownOperationException' });
       if (problem) return answer(res, 403, { __type: 'InvalidSignatureException', message: problem });
