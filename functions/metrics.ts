@@ -8,12 +8,18 @@
  * configured token the endpoint refuses to serve (503) rather than being open.
  * The token is checked before any database work, so unauthenticated requests
  * cost no connection.
+ *
+ * Secrets (DATABASE_URL, METRICS_BEARER_TOKEN) come from SSM when deployed
+ * (lib/secrets.ts), read before parseConfig. A database password refused after
+ * a rotation is read again once; a wrong bearer token never triggers a read
+ * (an anonymous caller must not be able to make the function call SSM).
  */
 
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ConfigError, parseConfig, type Config } from '../lib/config';
-import { deadlineIn, tickBudgetMs } from '../lib/deadline';
+import { ConfigError, parseConfig, type Config, type Env } from '../lib/config';
+import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/deadline';
+import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/secrets';
 import { redactingSink, stdoutSink, type LogSink } from '../lib/log';
 import { describeError } from '../lib/redact';
 import { summarize } from '../lib/snapshot';
@@ -49,16 +55,40 @@ export function tokenMatches(presented: string | undefined, expected: string): b
   return ok && presented !== undefined;
 }
 
+/**
+ * After the database refused the password: read the secrets from SSM again,
+ * once. Returns the new configuration when any value changed, else undefined
+ * (a failure to read is logged; the scrape then answers with collector_up 0).
+ */
+async function refetchAfterRefusal(before: Env, deadline: Deadline, log: LogSink): Promise<Config | undefined> {
+  try {
+    const fresh = await resolveSecrets(process.env, deadline, { refresh: true });
+    const changed = changedSecrets(before, fresh);
+    log({ level: 'warn', msg: changed.length > 0 ? 'password refused; secrets changed in SSM, reading again' : 'password refused; secrets unchanged in SSM', changed });
+    return changed.length > 0 ? parseConfig(fresh, { requirePushgateway: false }) : undefined;
+  } catch (error) {
+    const what = error instanceof SecretsError ? 'secrets unavailable' : 'configuration error';
+    log({ level: 'error', msg: what, error: error instanceof ConfigError || error instanceof SecretsError ? error.message : describeError(error, []) });
+    return undefined;
+  }
+}
+
 export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined, context: Partial<Context> | undefined): Promise<Response> {
   const started = Date.now();
+  const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS));
+  let env: Env;
   let config: Config;
+  let secretsMs: number;
   try {
-    config = parseConfig(process.env, { requirePushgateway: false });
+    env = await resolveSecrets(process.env, setupDeadline);
+    secretsMs = Date.now() - started;
+    config = parseConfig(env, { requirePushgateway: false });
   } catch (error) {
     // The details go to the log only: an unauthenticated caller learns nothing of the setup.
-    const message = error instanceof ConfigError ? error.message : describeError(error, []);
-    stdoutSink({ level: 'error', msg: 'configuration error', error: message });
-    return plain(500, 'xyn-metrics: configuration error (see the function log)');
+    const message = error instanceof ConfigError || error instanceof SecretsError ? error.message : describeError(error, []);
+    const what = error instanceof SecretsError ? 'secrets unavailable' : 'configuration error';
+    stdoutSink({ level: 'error', msg: what, error: message });
+    return plain(500, `xyn-metrics: ${what} (see the function log)`);
   }
   const log: LogSink = redactingSink(stdoutSink, config.secrets);
   const request = { request_id: context?.awsRequestId, path: event?.rawPath };
@@ -72,9 +102,15 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
     return plain(401, 'xyn-metrics: missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="xyn-metrics"' });
   }
 
-  const budget = tickBudgetMs(config.tickTimeoutMs, context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS);
+  const budget = tickBudgetMs(config.tickTimeoutMs - secretsMs, context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS);
   // The scrape never pushes, so the whole budget is the database's.
-  const collected = await collectRegistry(config, deadlineIn(budget));
+  const deadline = deadlineIn(budget);
+  let collected = await collectRegistry(config, deadline);
+  if (collected.dbAuthFailed && secretParameters(process.env).length > 0) {
+    // The password may have been rotated since it was cached.
+    const rotated = await refetchAfterRefusal(env, deadline, (record) => log({ ...record, ...request }));
+    if (rotated !== undefined) collected = await collectRegistry(rotated, deadline);
+  }
 
   // A failed read still answers 200 with xyn_collector_up 0 alone, as the push does:
   // Prometheus's own `up` then says the endpoint works and this says the database does not.

@@ -33,6 +33,12 @@ export class TickError extends Error {
 
 export type TickOutcome = 'ok' | 'db_failed' | 'push_failed' | 'db_and_push_failed';
 
+/**
+ * A credential was refused (database SQLSTATE 28P01, gateway 401/403): the
+ * handler may refetch rotated secrets and run the tick once more.
+ */
+export type AuthFailure = 'database' | 'pushgateway';
+
 export interface TickResult {
   outcome: TickOutcome;
   snapshot: QueueSnapshot | undefined;
@@ -43,6 +49,8 @@ export interface TickResult {
   durationMs: number;
   dbMs: number;
   error: string | undefined;
+  /** Which credentials were refused, if any (empty or absent: none). */
+  authFailures?: AuthFailure[];
 }
 
 export interface TickOptions {
@@ -116,6 +124,13 @@ export interface Collected {
   dbMs: number;
   /** The connection would not close in time and was cut (the data was already read). */
   dbCloseForced: boolean;
+  /** The database refused the password (SQLSTATE 28P01). */
+  dbAuthFailed: boolean;
+}
+
+/** invalid_password: the only SQLSTATE that says a rotated password may be the cause. */
+function isPasswordRefused(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '28P01';
 }
 
 /**
@@ -130,14 +145,16 @@ export async function collectRegistry(config: Config, deadline: Deadline): Promi
   let snapshot: QueueSnapshot | undefined;
   let dbError: string | undefined;
   let dbCloseForced = false;
+  let dbAuthFailed = false;
   try {
     snapshot = await readQueueSnapshot(config, deadline, (closed) => (dbCloseForced = closed.forced));
   } catch (error) {
     dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
+    dbAuthFailed = isPasswordRefused(error);
   }
   const dbMs = Date.now() - started;
   const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
-  return { registry, exposition: await registry.metrics(), snapshot, dbError, dbMs, dbCloseForced };
+  return { registry, exposition: await registry.metrics(), snapshot, dbError, dbMs, dbCloseForced, dbAuthFailed };
 }
 
 export async function runTick(config: Config, options: TickOptions = {}): Promise<TickResult> {
@@ -146,9 +163,10 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
 
   const dbDeadline = deadlineBefore(deadline, pushReserveMs(config, deadline), 'for the push');
-  const { registry, snapshot, dbError, dbMs, dbCloseForced, exposition: text } = await collectRegistry(config, dbDeadline);
+  const { registry, snapshot, dbError, dbMs, dbCloseForced, dbAuthFailed, exposition: text } = await collectRegistry(config, dbDeadline);
 
   let pushError: string | undefined;
+  let pushAuthFailed = false;
   let pushedTo: string | undefined;
   let attempts = 0;
   if (config.pushgateway) {
@@ -162,6 +180,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
       pushedTo = groupPath(config.pushgateway);
     } catch (error) {
       if (error instanceof PushError) attempts = error.attempts;
+      pushAuthFailed = error instanceof PushError && (error.status === 401 || error.status === 403);
       pushError = describeError(error, config.secrets);
     }
   }
@@ -177,6 +196,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     durationMs: Date.now() - started,
     dbMs,
     error,
+    authFailures: [...(dbAuthFailed ? ['database' as const] : []), ...(pushAuthFailed ? ['pushgateway' as const] : [])],
   };
 
   log({

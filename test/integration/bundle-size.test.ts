@@ -42,6 +42,8 @@ const FORBIDDEN = [
 ];
 /** ws tries these native accelerators in a try/catch; serverless.yml excludes them. */
 const OPTIONAL_NATIVE = ['bufferutil', 'utf-8-validate'];
+/** The Lambda Node runtime provides the AWS SDK v3; serverless.yml excludes it (lib/secrets.ts loads it only when a secret comes from SSM). */
+const RUNTIME_PROVIDED = ['@aws-sdk/client-ssm'];
 
 const root = path.resolve(import.meta.dirname, '../..');
 let packaged: PackageResult;
@@ -67,7 +69,7 @@ async function metafileBuild(sources: string[]) {
     platform: 'node',
     format: 'cjs',
     outExtension: { '.js': '.cjs' },
-    external: OPTIONAL_NATIVE,
+    external: [...OPTIONAL_NATIVE, '@aws-sdk/*'],
     metafile: true,
     write: false,
     outdir: 'out',
@@ -94,11 +96,11 @@ describe('the deployed zip', () => {
     expect(packaged.zipBytes, `zip is ${packaged.zipBytes} bytes`).toBeLessThanOrEqual(PER_FUNCTION_BUDGET_BYTES * entries.length);
   });
 
-  it('requires nothing at run time but Node built-ins (and ws\'s optional accelerators, inside a try)', () => {
+  it('requires nothing at run time but Node built-ins, ws\'s optional accelerators (inside a try) and the runtime\'s AWS SDK', () => {
     const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
     for (const entry of entries) {
-      const required = new Set([...entry.data.toString('utf8').matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]!));
-      expect([...required].filter((m) => !builtins.has(m) && !OPTIONAL_NATIVE.includes(m)), entry.name).toEqual([]);
+      const required = new Set([...entry.data.toString('utf8').matchAll(/(?:require|import)\("([^"]+)"\)/g)].map((m) => m[1]!));
+      expect([...required].filter((m) => !builtins.has(m) && !OPTIONAL_NATIVE.includes(m) && !RUNTIME_PROVIDED.includes(m)), entry.name).toEqual([]);
     }
   });
 

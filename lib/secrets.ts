@@ -1,0 +1,233 @@
+/**
+ * Secrets at run time. Deployed, the template carries only parameter names
+ * (`X_SSM_PARAMETER=/xyn-metrics/<stage>/…`, never values); the handlers call
+ * resolveSecrets before parseConfig, which fills in each X from SSM Parameter
+ * Store (SecureString, one GetParameters call for every name, decrypted by
+ * SSM). Locally X is a plain environment variable and SSM is never touched
+ * (the SDK is not even loaded).
+ *
+ * Values are cached per warm container for SECRETS_CACHE_SECONDS (the one
+ * piece of module-level state), so a rotated secret takes effect within that
+ * time without a redeploy; a handler that meets an authentication failure
+ * refetches at once with `refresh: true`.
+ *
+ * Errors name the parameter and the variable, never a value.
+ */
+
+import { ConfigError, DEFAULTS, type Env } from './config';
+import { withDeadline, type Deadline } from './deadline';
+import { describeError } from './redact';
+
+/** Every variable that may come from SSM instead of the environment (the secret contract). */
+export const SECRET_VARIABLES = [
+  'DATABASE_URL',
+  'PUSHGATEWAY_PASSWORD',
+  'PUSHGATEWAY_TOKEN',
+  'METRICS_BEARER_TOKEN',
+  'REMOTE_WRITE_PASSWORD',
+  'REMOTE_WRITE_TOKEN',
+] as const;
+
+export type SecretVariable = (typeof SECRET_VARIABLES)[number];
+
+export const SSM_PARAMETER_SUFFIX = '_SSM_PARAMETER';
+
+/** Short enough that a rotation lands within minutes; long enough that a warm container rarely calls SSM. */
+export const DEFAULT_SECRETS_CACHE_SECONDS = 300;
+const MAX_SECRETS_CACHE_SECONDS = 3_600;
+
+/** GetParameters takes at most 10 names; the contract has 6 variables. */
+const MAX_NAMES_PER_CALL = 10;
+
+// A parameter name (/a/b_c.d-e) or its ARN; names are not secrets and may be echoed.
+const PARAMETER_NAME = /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/[A-Za-z0-9_.\-/]+|[A-Za-z0-9_.\-/]{1,2048})$/;
+
+/** A secret that could not be read from SSM. The tick must fail: there is nothing to run with. */
+export class SecretsError extends Error {
+  override name = 'SecretsError';
+}
+
+/** Which variable each SSM parameter fills. */
+export interface SecretParameter {
+  variable: SecretVariable;
+  parameter: string;
+}
+
+export interface ParameterValue {
+  name: string;
+  value: string;
+  type: string | undefined;
+}
+
+/** What the SSM call returns; replaceable only so the unit tests of the cache can count calls. */
+export type FetchParameters = (names: string[], deadline: Deadline) => Promise<{ found: ParameterValue[]; invalid: string[] }>;
+
+export interface ResolveOptions {
+  /** Drop the cached values of these parameters and read them again (after an authentication failure). */
+  refresh?: boolean;
+  now?: () => number;
+  fetchParameters?: FetchParameters;
+}
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** The SSM parameters `env` asks for, validated; pure. */
+export function secretParameters(env: Env): SecretParameter[] {
+  const wanted: SecretParameter[] = [];
+  for (const variable of SECRET_VARIABLES) {
+    const pointer = `${variable}${SSM_PARAMETER_SUFFIX}`;
+    const parameter = text(env, pointer);
+    if (parameter === undefined) continue;
+    if (text(env, variable) !== undefined) {
+      throw new ConfigError(`${variable} and ${pointer} are both set; set only one (${pointer} in a deploy, ${variable} locally)`);
+    }
+    if (!PARAMETER_NAME.test(parameter)) {
+      throw new ConfigError(`${pointer} must be an SSM parameter name such as /xyn-metrics/prod/database-url, got "${parameter.slice(0, 100)}"`);
+    }
+    wanted.push({ variable, parameter });
+  }
+  return wanted;
+}
+
+/** SECRETS_CACHE_SECONDS: how long a warm container reuses values read from SSM (0: read every invocation). */
+export function secretsCacheSeconds(env: Env): number {
+  const raw = text(env, 'SECRETS_CACHE_SECONDS');
+  if (raw === undefined) return DEFAULT_SECRETS_CACHE_SECONDS;
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= 0 && value <= MAX_SECRETS_CACHE_SECONDS)) {
+    throw new ConfigError(`SECRETS_CACHE_SECONDS must be a whole number between 0 and ${MAX_SECRETS_CACHE_SECONDS}, got "${raw}"`);
+  }
+  return value;
+}
+
+interface CachedValue {
+  value: string;
+  fetchedAt: number;
+}
+
+/** Per warm container, keyed by parameter name. */
+const cache = new Map<string, CachedValue>();
+
+/** For tests: forget every cached value. */
+export function clearSecretsCache(): void {
+  cache.clear();
+}
+
+function describeParameters(wanted: SecretParameter[]): string {
+  return wanted.map((w) => `${w.parameter} (for ${w.variable})`).join(', ');
+}
+
+/**
+ * The real call: one GetParameters for every name, decrypted, bounded by the
+ * deadline. The SDK is loaded only here, so local use never loads it; the
+ * Lambda runtime provides it (it is not in the bundle). A fresh client per
+ * call, destroyed after it, so no socket outlives the tick.
+ */
+export const ssmGetParameters: FetchParameters = async (names, deadline) => {
+  const { SSMClient, GetParametersCommand } = await import('@aws-sdk/client-ssm');
+  const remaining = Math.max(1, deadline.remainingMs());
+  const client = new SSMClient({
+    // One retry for a transient failure; the deadline cuts any retry that would run past it.
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: remaining, requestTimeout: remaining },
+  });
+  const abort = new AbortController();
+  try {
+    const output = await withDeadline(
+      'SSM GetParameters',
+      deadline,
+      client.send(new GetParametersCommand({ Names: names, WithDecryption: true }), { abortSignal: abort.signal }),
+      () => abort.abort(),
+    );
+    return {
+      found: (output.Parameters ?? []).map((p) => ({ name: p.Name ?? '', value: p.Value ?? '', type: p.Type })),
+      invalid: output.InvalidParameters ?? [],
+    };
+  } finally {
+    abort.abort();
+    client.destroy();
+  }
+};
+
+/** The SDK names its errors (AccessDeniedException, ThrottlingException, …); say which, and why. */
+function sdkReason(error: unknown): string {
+  const name = error instanceof Error && error.name && error.name !== 'Error' ? error.name : undefined;
+  const message = describeError(error, []);
+  return name && !message.includes(name) ? `${name}: ${message}` : message;
+}
+
+/** Parameters answered by GetParameters: a name may come back as an ARN or as the plain name. */
+function matches(parameter: string, answered: string): boolean {
+  return answered === parameter || answered.endsWith(`:parameter${parameter.startsWith('/') ? '' : '/'}${parameter}`);
+}
+
+async function fetchInto(wanted: SecretParameter[], deadline: Deadline, fetchParameters: FetchParameters, now: number): Promise<void> {
+  const names = [...new Set(wanted.map((w) => w.parameter))];
+  if (names.length > MAX_NAMES_PER_CALL) throw new ConfigError(`at most ${MAX_NAMES_PER_CALL} SSM parameters, got ${names.length}`);
+  let answer: Awaited<ReturnType<FetchParameters>>;
+  try {
+    answer = await fetchParameters(names, deadline);
+  } catch (error) {
+    throw new SecretsError(`cannot read SSM parameter${names.length === 1 ? '' : 's'} ${describeParameters(wanted)}: ${sdkReason(error)}`);
+  }
+  const problems: string[] = [];
+  for (const w of wanted) {
+    const found = answer.found.find((p) => matches(w.parameter, p.name) || matches(p.name, w.parameter));
+    if (answer.invalid.includes(w.parameter) || found === undefined) {
+      problems.push(`SSM parameter ${w.parameter} (for ${w.variable}) does not exist in this account and region, or the name is wrong`);
+    } else if (found.type !== undefined && found.type !== 'SecureString') {
+      problems.push(`SSM parameter ${w.parameter} (for ${w.variable}) is a ${found.type}, not a SecureString; store it with --type SecureString`);
+    } else if (found.value === '') {
+      problems.push(`SSM parameter ${w.parameter} (for ${w.variable}) is empty`);
+    }
+  }
+  if (problems.length > 0) throw new SecretsError(problems.join('; '));
+  for (const w of wanted) {
+    const found = answer.found.find((p) => matches(w.parameter, p.name) || matches(p.name, w.parameter))!;
+    cache.set(w.parameter, { value: found.value, fetchedAt: now });
+  }
+}
+
+/**
+ * A copy of `env` with every X whose X_SSM_PARAMETER is set filled in from SSM
+ * (cached values while fresh). With no X_SSM_PARAMETER set it returns the copy
+ * at once: no SDK, no network. Throws ConfigError for a bad setting and
+ * SecretsError (naming parameter and variable) for anything SSM could not give.
+ */
+export async function resolveSecrets(env: Env, deadline: Deadline, options: ResolveOptions = {}): Promise<Env> {
+  const wanted = secretParameters(env);
+  // Checked even when unused: a typo must not wait for the first deploy to show.
+  const maxAgeMs = secretsCacheSeconds(env) * 1000;
+  const resolved: Env = { ...env };
+  if (wanted.length === 0) return resolved;
+
+  const now = (options.now ?? Date.now)();
+  const stale = wanted.filter((w) => {
+    const cached = cache.get(w.parameter);
+    return options.refresh || cached === undefined || now - cached.fetchedAt >= maxAgeMs;
+  });
+  if (stale.length > 0) {
+    for (const w of stale) cache.delete(w.parameter);
+    await fetchInto(stale, deadline, options.fetchParameters ?? ssmGetParameters, now);
+  }
+  for (const w of wanted) resolved[w.variable] = cache.get(w.parameter)!.value;
+  return resolved;
+}
+
+/** The variables whose value differs between two resolutions (names only). */
+export function changedSecrets(before: Env, after: Env): SecretVariable[] {
+  return SECRET_VARIABLES.filter((v) => before[v] !== after[v]);
+}
+
+/**
+ * The time the handler allows for reading secrets, before the configuration
+ * (which holds TICK_TIMEOUT_MS) can be parsed: TICK_TIMEOUT_MS when it is a
+ * plain number, else its default (parseConfig then reports a bad value).
+ */
+export function startupBudgetMs(env: Env): number {
+  const raw = text(env, 'TICK_TIMEOUT_MS');
+  return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : DEFAULTS.TICK_TIMEOUT_MS;
+}

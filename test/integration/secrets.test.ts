@@ -1,0 +1,340 @@
+/**
+ * Secrets read from SSM at run time (lib/secrets.ts) through the real AWS SDK
+ * client, its requests SigV4-signed and checked, against a local endpoint that
+ * speaks SSM's JSON protocol; the values used by a real tick against the test
+ * PostgreSQL and a real Pushgateway behind a token-checking front.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { metrics } from '../../functions/metrics';
+import { clearSecretsCache } from '../../lib/secrets';
+import { startAuthFront, type AuthFront } from '../support/auth-front';
+import {
+  baseEnv,
+  expectKnownQueue,
+  expectOk,
+  invokeCollect,
+  scramVerifier,
+  seedKnownQueue,
+  startStack,
+  waitFor,
+  type Invocation,
+  type Stack,
+} from '../support/faults';
+import { captureOutput, lambdaContext, withEnv } from '../support/lambda';
+import { freePort } from '../support/net';
+import { adminClient } from '../support/postgres';
+import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../support/ssm';
+
+const hex = randomBytes(4).toString('hex');
+const GATEWAY_TOKEN = `Gw-Token-${hex}-from-ssm`;
+const BEARER_TOKEN = `Scrape-Token-${hex}-from-ssm`;
+const DB_PARAMETER = `/xyn-metrics/test-${hex}/database-url`;
+const TOKEN_PARAMETER = `/xyn-metrics/test-${hex}/pushgateway-token`;
+
+let stack: Stack;
+let ssm: FakeSsm;
+let front: AuthFront;
+/** The reader role's DATABASE_URL; the rotation test changes its password. */
+let readerUrl: string;
+/** Every secret value any test used, for the "never printed" checks. */
+const secretsSeen = new Set<string>([GATEWAY_TOKEN, BEARER_TOKEN, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN]);
+
+beforeAll(async () => {
+  stack = await startStack('secrets');
+  await seedKnownQueue(stack.db);
+  ssm = await startFakeSsm();
+  front = await startAuthFront(stack.gateway.url, GATEWAY_TOKEN);
+  secretsSeen.add(stack.reader.password);
+  readerUrl = stack.reader.url;
+});
+afterAll(async () => {
+  await front?.close();
+  await ssm?.close();
+  await stack?.close();
+});
+beforeEach(() => {
+  ssm.mode = 'answer';
+  ssm.put(DB_PARAMETER, readerUrl);
+  ssm.put(TOKEN_PARAMETER, GATEWAY_TOKEN);
+  front.token = GATEWAY_TOKEN;
+  ssm.requests.length = 0;
+  clearSecretsCache();
+});
+
+/** The deployed environment: parameter names only, no secret value. */
+function deployedEnv(job: string, over: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    ...baseEnv(stack, job),
+    ...awsEnv(ssm.url),
+    DATABASE_URL: undefined,
+    DATABASE_URL_SSM_PARAMETER: DB_PARAMETER,
+    PUSHGATEWAY_URL: front.url,
+    PUSHGATEWAY_TOKEN_SSM_PARAMETER: TOKEN_PARAMETER,
+    SECRETS_CACHE_SECONDS: undefined,
+    ...over,
+  };
+}
+
+/** No form of any secret in what the invocation printed, threw or returned. */
+function expectNoSecret(run: { output: string; error?: unknown; result?: unknown }): void {
+  const error = run.error as Error | undefined;
+  const seen = [run.output, error?.message ?? '', error?.stack ?? '', JSON.stringify(run.result ?? null)].join('\n');
+  for (const secret of secretsSeen) {
+    for (const form of [secret, encodeURIComponent(secret), Buffer.from(secret).toString('base64')]) {
+      expect(seen.includes(form), `a secret appeared in: ${seen}`).toBe(false);
+    }
+  }
+}
+
+function logLines(run: Invocation): { level: string; msg: string; error?: string; [k: string]: unknown }[] {
+  return run.output.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** The invocation failed with one error naming `cause`, logged as one error line, within `budgetMs`. */
+function expectSecretsFailure(run: Invocation, cause: RegExp, budgetMs: number): void {
+  expect(run.error, `expected a failure, got ${JSON.stringify(run.result)}`).toBeInstanceOf(Error);
+  const message = (run.error as Error).message;
+  expect(message.split('\n')).toHaveLength(1);
+  expect(message).toMatch(/^xyn-metrics secrets unavailable: /);
+  expect(message).toMatch(cause);
+  expect(run.elapsedMs, `took ${run.elapsedMs} ms`).toBeLessThan(budgetMs);
+  const lines = logLines(run);
+  expect(lines, run.output).toHaveLength(1);
+  expect(lines[0]).toMatchObject({ level: 'error', msg: 'secrets unavailable' });
+  expect(lines[0]!.error).toMatch(cause);
+  expectNoSecret(run);
+}
+
+describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protocol)', () => {
+  it('reads DATABASE_URL and the gateway token in one signed, decrypted GetParameters call, and the tick uses them', async () => {
+    const run = await invokeCollect(deployedEnv('xyn_ssm_values'));
+    expectOk(run);
+    expectKnownQueue(await stack.gateway.scrape(), 'xyn_ssm_values');
+    expect(front.refused()).toBe(0);
+
+    expect(ssm.requests).toHaveLength(1);
+    const [request] = ssm.requests;
+    expect(request).toMatchObject({
+      target: 'AmazonSSM.GetParameters',
+      contentType: 'application/x-amz-json-1.1',
+      signatureProblem: undefined,
+      withDecryption: true,
+    });
+    expect(request!.credentialScope).toMatch(/^\d{8}\/eu-west-1\/ssm\/aws4_request$/);
+    // Lambda's credentials are temporary: the session token must travel, signed.
+    expect(request!.signedHeaders).toEqual(expect.arrayContaining(['host', 'x-amz-date', 'x-amz-security-token', 'x-amz-target']));
+    expect([...request!.names].sort()).toEqual([DB_PARAMETER, TOKEN_PARAMETER].sort());
+    expectNoSecret(run);
+  });
+
+  it('local use: plain variables, no X_SSM_PARAMETER, never calls SSM', async () => {
+    const run = await invokeCollect({
+      ...deployedEnv('xyn_ssm_local'),
+      DATABASE_URL: readerUrl,
+      DATABASE_URL_SSM_PARAMETER: undefined,
+      PUSHGATEWAY_TOKEN: GATEWAY_TOKEN,
+      PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined,
+    });
+    expectOk(run);
+    expect(ssm.requests).toHaveLength(0);
+  });
+
+  it('both X and X_SSM_PARAMETER set is a configuration error naming both, before any call', async () => {
+    const run = await invokeCollect(deployedEnv('xyn_ssm_both', { DATABASE_URL: readerUrl }));
+    expect((run.error as Error).message).toMatch(/^xyn-metrics configuration error: DATABASE_URL and DATABASE_URL_SSM_PARAMETER are both set/);
+    expect(ssm.requests).toHaveLength(0);
+    expectNoSecret(run);
+  });
+
+  it('a missing parameter is one error naming the parameter and the variable', async () => {
+    const missing = `/xyn-metrics/test-${hex}/no-such-parameter`;
+    const run = await invokeCollect(deployedEnv('xyn_ssm_missing', { PUSHGATEWAY_TOKEN_SSM_PARAMETER: missing }));
+    expectSecretsFailure(run, new RegExp(`SSM parameter ${missing} \\(for PUSHGATEWAY_TOKEN\\) does not exist`), 10_000);
+    expect((run.error as Error).message).not.toMatch(/DATABASE_URL\)/);
+  });
+
+  it('access denied is one error naming the parameters, the variables and AccessDeniedException', async () => {
+    ssm.mode = 'access_denied';
+    const run = await invokeCollect(deployedEnv('xyn_ssm_denied'));
+    expectSecretsFailure(run, new RegExp(`${DB_PARAMETER} \\(for DATABASE_URL\\).*AccessDeniedException.*not authorized to perform: ssm:GetParameters`), 10_000);
+  });
+
+  it('a KMS failure is one error naming the parameters and the reason', async () => {
+    ssm.mode = 'kms_failure';
+    const run = await invokeCollect(deployedEnv('xyn_ssm_kms'));
+    expectSecretsFailure(run, new RegExp(`${TOKEN_PARAMETER} \\(for PUSHGATEWAY_TOKEN\\).*InvalidKeyId.*disabled`), 10_000);
+  });
+
+  it('a parameter stored as a plain String is refused: secrets are SecureStrings', async () => {
+    ssm.put(TOKEN_PARAMETER, GATEWAY_TOKEN, 'String');
+    const run = await invokeCollect(deployedEnv('xyn_ssm_string'));
+    expectSecretsFailure(run, new RegExp(`${TOKEN_PARAMETER} \\(for PUSHGATEWAY_TOKEN\\) is a String, not a SecureString`), 10_000);
+  });
+
+  it('an endpoint that is down is one error naming the parameters, within the tick deadline', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const run = await invokeCollect(deployedEnv('xyn_ssm_down', { AWS_ENDPOINT_URL_SSM: closed, TICK_TIMEOUT_MS: '5000' }));
+    expectSecretsFailure(run, new RegExp(`cannot read SSM parameters .*${DB_PARAMETER} \\(for DATABASE_URL\\).*ECONNREFUSED`), 5_000);
+  });
+
+  it('a slow endpoint is cut at the tick deadline: one error, no tick, the invocation fails in time', async () => {
+    ssm.mode = 'hang';
+    const run = await invokeCollect(deployedEnv('xyn_ssm_slow', { TICK_TIMEOUT_MS: '1500' }));
+    expectSecretsFailure(run, /cannot read SSM parameters .*SSM GetParameters did not finish within \d+ ms \(tick deadline\)/, 1_500 + 1_000);
+    expect(run.elapsedMs).toBeGreaterThanOrEqual(1_400);
+    // The cut request's socket is closed, not left to a warm container.
+    await waitFor('the SSM connection to close', async () => (ssm.openConnections() === 0 ? true : undefined), 2_000);
+  });
+
+  it('caches values for SECRETS_CACHE_SECONDS, then reads them again', async () => {
+    const env = deployedEnv('xyn_ssm_cache', { SECRETS_CACHE_SECONDS: '2' });
+    const first = await invokeCollect(env);
+    expectOk(first);
+    const firstAt = Date.now();
+    expect(ssm.requests).toHaveLength(1);
+    expectOk(await invokeCollect(env));
+    // Still inside the 2 s (two ticks take well under it on a loaded machine): no second call.
+    expect(Date.now() - firstAt).toBeLessThan(2_000);
+    expect(ssm.requests).toHaveLength(1);
+    await waitFor('the cache time to pass', async () => (Date.now() - firstAt > 2_100 ? true : undefined), 5_000);
+    expectOk(await invokeCollect(env));
+    expect(ssm.requests).toHaveLength(2);
+  });
+
+  it('a rotated database password: the refused login refetches once, and the tick runs again and succeeds', async () => {
+    const env = deployedEnv('xyn_ssm_rotate_db', { SECRETS_CACHE_SECONDS: '300' });
+    expectOk(await invokeCollect(env));
+    expect(ssm.requests).toHaveLength(1);
+
+    const newPassword = `rotated-${randomBytes(6).toString('hex')}`;
+    secretsSeen.add(newPassword);
+    const admin = await adminClient();
+    try {
+      await admin.query(`ALTER ROLE ${stack.reader.name} PASSWORD '${scramVerifier(newPassword, 16)}'`);
+    } finally {
+      await admin.end();
+    }
+    const url = new URL(readerUrl);
+    url.password = encodeURIComponent(newPassword);
+    readerUrl = url.toString();
+    ssm.put(DB_PARAMETER, readerUrl);
+
+    const run = await invokeCollect(env);
+    expectOk(run);
+    expect(ssm.requests).toHaveLength(2);
+    const lines = logLines(run);
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ['error', 'tick failed'],
+      ['warn', 'credentials refused; secrets changed in SSM, tick runs again'],
+      ['info', 'tick'],
+    ]);
+    expect(lines[0]!.error).toMatch(/password authentication failed/);
+    expect(lines[1]).toMatchObject({ refused: ['database'], changed: ['DATABASE_URL'] });
+    expectKnownQueue(await stack.gateway.scrape(), 'xyn_ssm_rotate_db');
+    expectNoSecret(run);
+
+    // The new value is cached now: the next tick reads nothing.
+    expectOk(await invokeCollect(env));
+    expect(ssm.requests).toHaveLength(2);
+  });
+
+  it('a rotated gateway token: the 401 refetches once, and the tick runs again and succeeds', async () => {
+    const env = deployedEnv('xyn_ssm_rotate_gw', { SECRETS_CACHE_SECONDS: '300' });
+    expectOk(await invokeCollect(env));
+    const newToken = `Gw-Rotated-${randomBytes(6).toString('hex')}`;
+    secretsSeen.add(newToken);
+    front.token = newToken;
+    ssm.put(TOKEN_PARAMETER, newToken);
+
+    const run = await invokeCollect(env);
+    expectOk(run);
+    expect(ssm.requests).toHaveLength(2);
+    expect(logLines(run)[1]).toMatchObject({ level: 'warn', refused: ['pushgateway'], changed: ['PUSHGATEWAY_TOKEN'] });
+    expectNoSecret(run);
+  });
+
+  it('a refused credential that SSM did not change: one refetch, no second tick, the invocation fails', async () => {
+    const env = deployedEnv('xyn_ssm_refused', { SECRETS_CACHE_SECONDS: '300' });
+    expectOk(await invokeCollect(env));
+    front.token = `Gw-Other-${randomBytes(6).toString('hex')}`;
+    secretsSeen.add(front.token);
+    const refusedBefore = front.refused();
+
+    const run = await invokeCollect(env);
+    expect((run.error as Error).message).toMatch(/push to .* failed after 1 attempt: HTTP 401/);
+    expect(ssm.requests).toHaveLength(2);
+    expect(front.refused() - refusedBefore).toBe(1);
+    expect(logLines(run).map((l) => [l.level, l.msg])).toEqual([
+      ['error', 'tick failed'],
+      ['warn', 'credentials refused; secrets unchanged in SSM'],
+    ]);
+    expectNoSecret(run);
+  });
+
+  it('a failure that is not a refused credential (database down) fails the tick without reading SSM again', async () => {
+    const closed = `127.0.0.1:${await freePort()}/v1`;
+    const run = await invokeCollect(deployedEnv('xyn_ssm_dbdown', { DATABASE_WS_PROXY: closed, SECRETS_CACHE_SECONDS: '300' }));
+    expect((run.error as Error).message).toMatch(/^xyn-metrics tick failed: database 127\.0\.0\.1: /);
+    expect(ssm.requests).toHaveLength(1);
+    expect(logLines(run).map((l) => [l.level, l.msg])).toEqual([['error', 'tick failed']]);
+    expectNoSecret(run);
+  });
+
+  it('the /metrics function: a rotated database password is refetched once and the scrape answers with the figures', async () => {
+    const scrapeParameter = `/xyn-metrics/test-${hex}/metrics-bearer-token`;
+    ssm.put(scrapeParameter, BEARER_TOKEN);
+    const env = {
+      ...deployedEnv('xyn_ssm_scrape_rotate', { PUSHGATEWAY_URL: undefined, PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined, SECRETS_CACHE_SECONDS: '300' }),
+      METRICS_BEARER_TOKEN_SSM_PARAMETER: scrapeParameter,
+    };
+    const scrape = () =>
+      withEnv(env, () => captureOutput(() => metrics({ rawPath: '/metrics', headers: { authorization: `Bearer ${BEARER_TOKEN}` } }, lambdaContext(10_000))));
+    expect((await scrape()).result?.body).toMatch(/^xyn_collector_up 1$/m);
+
+    const newPassword = `rotated-scrape-${randomBytes(6).toString('hex')}`;
+    secretsSeen.add(newPassword);
+    const admin = await adminClient();
+    try {
+      await admin.query(`ALTER ROLE ${stack.reader.name} PASSWORD '${scramVerifier(newPassword, 16)}'`);
+    } finally {
+      await admin.end();
+    }
+    const url = new URL(readerUrl);
+    url.password = encodeURIComponent(newPassword);
+    readerUrl = url.toString();
+    ssm.put(DB_PARAMETER, readerUrl);
+
+    const rotated = await scrape();
+    expect(rotated.result?.statusCode).toBe(200);
+    expect(rotated.result?.body, rotated.output).toMatch(/^xyn_collector_up 1$/m);
+    expect(ssm.requests).toHaveLength(2);
+    const lines = rotated.output.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ['warn', 'password refused; secrets changed in SSM, reading again'],
+      ['info', 'scrape'],
+    ]);
+    expectNoSecret(rotated);
+  });
+
+  it('the /metrics function reads DATABASE_URL and METRICS_BEARER_TOKEN from SSM', async () => {
+    const scrapeParameter = `/xyn-metrics/test-${hex}/metrics-bearer-token`;
+    ssm.put(scrapeParameter, BEARER_TOKEN);
+    const env = {
+      ...deployedEnv('xyn_ssm_scrape', { PUSHGATEWAY_URL: undefined, PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined }),
+      METRICS_BEARER_TOKEN: undefined,
+      METRICS_BEARER_TOKEN_SSM_PARAMETER: scrapeParameter,
+    };
+    const scrape = (token: string) =>
+      withEnv(env, () => captureOutput(() => metrics({ rawPath: '/metrics', headers: { authorization: `Bearer ${token}` } }, lambdaContext(10_000))));
+    const ok = await scrape(BEARER_TOKEN);
+    expect(ok.result?.statusCode, ok.output).toBe(200);
+    expect(ok.result?.body).toMatch(/^xyn_collector_up 1$/m);
+    const refused = await scrape('not-the-token-at-all-xyz');
+    expect(refused.result?.statusCode).toBe(401);
+    expect(ssm.requests).toHaveLength(1);
+    expectNoSecret(ok);
+    expectNoSecret(refused);
+  });
+});
