@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import type { PushgatewayConfig } from './config';
 import { DeadlineError, sleep, withDeadline, type Deadline } from './deadline';
-import { httpRequestOk, isRetryableError } from './http';
+import { HttpStatusError, httpRequestOk, isRetryableError } from './http';
 import { describeError } from './redact';
 
 export class PushError extends Error {
@@ -25,6 +25,8 @@ export class PushError extends Error {
   constructor(
     message: string,
     readonly attempts: number,
+    /** The gateway's answer to the last attempt, when it answered (401/403: credentials refused). */
+    readonly status?: number,
   ) {
     super(message);
   }
@@ -97,5 +99,5 @@ export async function pushToGateway(
   }
   // Redaction happens in the tick, with the configured secrets; here only the wording.
   const reason = describeError(lastError ?? new DeadlineError('no time left before the tick deadline'), []);
-  throw new PushError(`push to ${groupPath(config)} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${reason}`, attempt);
+  throw new PushError(`push to ${groupPath(config)} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${reason}`, attempt, lastError instanceof HttpStatusError ? lastError.status : undefined);
 }
