@@ -157,7 +157,7 @@ describe('TLS to Neon hosts', () => {
     const local = parseConfig({ DATABASE_URL: 'postgresql://u:p@127.0.0.1:5432/db', PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' });
     expect(driverSettings(local)).toMatchObject({ useSecureWebSocket: false, forceDisablePgSSL: true });
     expect(() => parseConfig({ DATABASE_URL: neonUrl, PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' })).toThrow(
-      /DATABASE_WS_PROXY is for local databases only/,
+      /DATABASE_WS_PROXY is not for Neon hosts/,
     );
     expect(() => parseConfig({ DATABASE_URL: 'postgresql://u:p@10.1.2.3:5432/db', PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '10.1.2.3:8089/v1' })).toThrow(
       /DATABASE_WS_PROXY must be a loopback address/,
