@@ -1,14 +1,18 @@
 /**
  * A WebSocket-to-TCP bridge, what Neon's wsproxy does, for local use: the Neon
  * driver speaks the Postgres protocol inside WebSocket binary messages; this
- * relays them to a plain Postgres over TCP. It listens on loopback only and
- * relays only to the addresses it was told to allow, so it is not an open proxy.
+ * relays them to a plain Postgres over TCP. It listens on loopback only,
+ * relays only to the addresses it was told to allow, and refuses any request
+ * carrying an Origin header (a web page in the developer's browser sends one;
+ * the driver never does), so it is not an open proxy. Plain text both ways:
+ * for loopback databases only (lib/config.ts refuses it for a remote one).
  */
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { isLoopbackHost } from './config';
 
 export interface Bridge {
   /** host:port/v1, the value for DATABASE_WS_PROXY. */
@@ -20,6 +24,7 @@ export interface Bridge {
 export interface BridgeOptions {
   /** Port to listen on; 0 picks a free one. */
   port?: number;
+  /** A loopback address to listen on (127.0.0.1 by default); any other is refused. */
   host?: string;
   /** host:port targets allowed; undefined allows any (tests only). */
   allow?: string[];
@@ -84,8 +89,13 @@ export function bridgeTarget(databaseUrl: string): string {
 
 export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> {
   const host = options.host ?? '127.0.0.1';
+  if (!isLoopbackHost(host)) throw new Error(`the bridge listens on loopback only, not ${host}: it relays plain text`);
   const server = createServer();
-  const wss = new WebSocketServer({ server });
+  const wss = new WebSocketServer({
+    server,
+    // Browsers always send Origin on a WebSocket handshake; the Neon driver under Node never does.
+    verifyClient: (info, done) => (info.req.headers.origin === undefined ? done(true) : done(false, 403, 'Origin not allowed')),
+  });
   const sockets = new Set<net.Socket>();
   const allowed = options.allow?.map((a) => a.toLowerCase());
 
