@@ -115,6 +115,18 @@ describe('on the wire', () => {
     expect(inClear(sent, 'SELECT')).toBe(false);
   });
 
+  it('a remote-looking host without sslmode gets verify-full: the unknown certificate ends it, nothing in clear, no plain-text retry', async () => {
+    // ::ffff:127.0.0.1 is not loopback to the configuration (so verify-full is the default) yet reaches the tap.
+    const before = tap.sent().length;
+    const run = await tick(databaseUrl({}, '[::ffff:127.0.0.1]', tapPort()));
+    expect(String((run.error as Error)?.message)).toMatch(/self[- ]signed certificate/i);
+    const sent = tap.sent().subarray(before);
+    expect(sent.subarray(0, 8)).toEqual(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])); // SSLRequest first
+    expect(inClear(sent, server.password)).toBe(false);
+    expect(inClear(sent, 'SELECT')).toBe(false);
+    expect(inClear(sent, 'user\0postgres')).toBe(false); // not even the startup message
+  });
+
   it('the same tap does see both in clear when TLS is off (sslmode=disable to loopback), so the check can fail', async () => {
     const before = tap.sent().length;
     const run = await tick(databaseUrl({ sslmode: 'disable' }, 'localhost', tapPort()));
@@ -122,6 +134,7 @@ describe('on the wire', () => {
     const sent = tap.sent().subarray(before);
     expect(inClear(sent, server.password)).toBe(true);
     expect(inClear(sent, '"xyn"."runs"')).toBe(true);
+    expect(inClear(sent, 'user\0postgres')).toBe(true);
   });
 });
 
