@@ -25,7 +25,7 @@ import { delimiter, join } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startBridge, type Bridge } from '../lib/bridge';
-import { displayUrl } from '../lib/config';
+import { ConfigError, displayUrl, parseConfig } from '../lib/config';
 import { startDemoDatabase, type DemoDatabase } from './demo-db';
 import { startDemoWorker, type DemoWorker } from './demo-worker';
 
@@ -76,7 +76,24 @@ function flagOption(env: NodeJS.ProcessEnv, name: string): boolean {
   throw new DevError(`${name} must be true or false, got "${raw}"`);
 }
 
+/**
+ * DATABASE_URL as the handler will read it, checked now: a refused one (plain
+ * text to a remote host, a missing sslrootcert, …) is one line at start rather
+ * than a failed tick a minute later.
+ */
+function checkDatabase(env: NodeJS.ProcessEnv): void {
+  if (text(env, 'DATABASE_URL') === undefined) return;
+  const { DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT } = env;
+  try {
+    parseConfig({ DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT }, { requirePushgateway: false });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new DevError(error.message);
+    throw error;
+  }
+}
+
 function devOptions(env: NodeJS.ProcessEnv): DevOptions {
+  checkDatabase(env);
   const pushgatewayUrl = text(env, 'PUSHGATEWAY_URL');
   const dryRun = flagOption(env, 'PUSH_DRY_RUN');
   if (dryRun && pushgatewayUrl) throw new DevError('PUSH_DRY_RUN=true and PUSHGATEWAY_URL are both set; choose one');
