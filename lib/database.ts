@@ -38,19 +38,11 @@ export function driverSettings(config: Pick<Config, 'databaseWsProxy'>): DriverS
   const secure = /^wss:\/\//i.test(config.databaseWsProxy);
   const written = config.databaseWsProxy.replace(/^wss:\/\//i, '').replace(/\/+$/, '');
   const proxy = written.includes('/') ? written : `${written}/v1`;
-  if (secure) {
-    // Like Neon's own proxy: TLS is the WebSocket's (certificate checked by Node), none inside it.
-    return {
-      wsProxy: (host, port) => `${proxy}?address=${encodeURIComponent(`${host}:${port}`)}`,
-      useSecureWebSocket: true,
-      pipelineTLS: false,
-      pipelineConnect: false,
-      forceDisablePgSSL: true,
-    };
-  }
   return {
     wsProxy: (host, port) => `${proxy}?address=${encodeURIComponent(`${host}:${port}`)}`,
-    useSecureWebSocket: false,
+    // wss://: TLS is the WebSocket's, certificate checked by Node, as with Neon's own proxy.
+    // host:port: the local bridge, plain text on loopback (lib/config.ts allows nothing else).
+    useSecureWebSocket: secure,
     pipelineTLS: false,
     pipelineConnect: false,
     forceDisablePgSSL: true,
