@@ -26,7 +26,7 @@ export interface BridgeOptions {
   port?: number;
   /** A loopback address to listen on (127.0.0.1 by default); any other is refused. */
   host?: string;
-  /** host:port targets allowed; undefined allows any (tests only). */
+  /** host:port targets allowed, loopback only; undefined allows any loopback target (tests only). */
   allow?: string[];
 }
 
@@ -81,6 +81,11 @@ function relay(socket: WebSocket, target: string, sockets: Set<net.Socket>): voi
   socket.on('error', () => tcp.destroy());
 }
 
+/** The host of a host:port target, without IPv6 brackets. */
+function targetHost(target: string): string {
+  return target.slice(0, target.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+}
+
 /** The host:port a bridge must relay to for `databaseUrl`: the entry for `allow`. */
 export function bridgeTarget(databaseUrl: string): string {
   const url = new URL(databaseUrl);
@@ -98,10 +103,17 @@ export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> 
   });
   const sockets = new Set<net.Socket>();
   const allowed = options.allow?.map((a) => a.toLowerCase());
+  const remote = allowed?.find((a) => !isLoopbackHost(targetHost(a)));
+  if (remote) throw new Error(`the bridge relays to loopback databases only, not ${remote}: it speaks plain text; reach a remote database directly over TLS`);
 
   wss.on('connection', (socket, request) => {
     const target = new URL(request.url ?? '/', 'http://bridge').searchParams.get('address');
-    if (!target || !/^[^\s]+:\d{1,5}$/.test(target) || (allowed && !allowed.includes(target.toLowerCase()))) {
+    if (
+      !target ||
+      !/^[^\s]+:\d{1,5}$/.test(target) ||
+      !isLoopbackHost(targetHost(target)) ||
+      (allowed && !allowed.includes(target.toLowerCase()))
+    ) {
       socket.close(1008, 'address not allowed');
       return;
     }

@@ -540,7 +540,7 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   // Node reads this for every TLS connection of the process (the Neon WebSocket and the push).
   if (env.NODE_TLS_REJECT_UNAUTHORIZED?.trim() === '0') {
     throw new ConfigError(
-      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns certificate checks off; unset it (for a private CA use PUSHGATEWAY_CA_FILE)',
+      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns certificate checks off; unset it (for a private CA use PUSHGATEWAY_CA_FILE, or sslrootcert in DATABASE_URL)',
     );
   }
   const db = parseDatabase(env);

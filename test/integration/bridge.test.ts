@@ -47,7 +47,23 @@ describe('the bridge', () => {
   });
 
   it('keeps its allow-list', async () => {
-    expect(await attempt('192.0.2.10:5432')).toEqual({ closed: 1008 });
+    expect(await attempt('127.0.0.1:1')).toEqual({ closed: 1008 });
+  });
+
+  it('relays to loopback only: a remote address is refused, even with no allow-list, and cannot be allowed', async () => {
+    const open = await startBridge();
+    try {
+      const socket = new WebSocket(`ws://${open.proxy}?address=${encodeURIComponent('192.0.2.10:5432')}`);
+      const code = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer from the bridge in 5 s')), 5_000);
+        socket.on('close', (c) => (clearTimeout(timer), resolve(c)));
+        socket.on('error', () => {});
+      });
+      expect(code).toBe(1008);
+    } finally {
+      await open.close();
+    }
+    await expect(startBridge({ allow: ['db.example.com:5432'] })).rejects.toThrow(/loopback databases only, not db\.example\.com:5432/);
   });
 
   it('listens on loopback only', async () => {
