@@ -464,7 +464,7 @@ export function mayBePlaintext(mode: SslMode): boolean {
   return mode === 'disable' || mode === 'allow' || mode === 'prefer';
 }
 
-function parseWsProxy(proxy: string, url: URL, tls: DatabaseTls, allowPlaintext: boolean): void {
+function parseWsProxy(proxy: string, url: URL, tls: DatabaseTls): void {
   if (isNeonHost(url.hostname)) {
     throw new ConfigError('DATABASE_WS_PROXY is not for Neon hosts: Neon hosts always use the secure WebSocket');
   }
@@ -483,9 +483,9 @@ function parseWsProxy(proxy: string, url: URL, tls: DatabaseTls, allowPlaintext:
   if (!isLoopbackHost(proxyHost)) {
     throw new ConfigError('DATABASE_WS_PROXY without a scheme must be a loopback address (127.0.0.1, ::1 or localhost): it is plain text; use wss:// for a remote proxy');
   }
-  if (!isLoopbackHost(url.hostname) && !allowPlaintext) {
+  if (!isLoopbackHost(url.hostname)) {
     throw new ConfigError(
-      `DATABASE_WS_PROXY is a plain-text bridge but DATABASE_URL's host ${url.hostname} is not loopback: unset DATABASE_WS_PROXY to reach it over TLS (or set DATABASE_ALLOW_PLAINTEXT=true)`,
+      `DATABASE_WS_PROXY is a plain-text bridge but DATABASE_URL's host ${url.hostname} is not loopback: unset DATABASE_WS_PROXY to reach it over TLS`,
     );
   }
   if (url.searchParams.has('sslmode') && !mayBePlaintext(tls.mode)) {
@@ -509,9 +509,8 @@ function parseDatabase(env: Env): DatabaseSettings {
     throw new ConfigError(`DATABASE_URL sslmode=${tls.mode} is not possible for a Neon host: it is reached over its secure WebSocket only`);
   }
   const proxy = text(env, 'DATABASE_WS_PROXY');
-  if (proxy !== undefined) parseWsProxy(proxy, url, tls, allowPlaintext);
+  if (proxy !== undefined) parseWsProxy(proxy, url, tls);
   const remote = !isLoopbackHost(url.hostname);
-  const viaBridge = proxy !== undefined && !/^wss:/i.test(proxy);
   const direct = proxy === undefined && !isNeonHost(url.hostname);
   if (remote && direct && mayBePlaintext(tls.mode) && !allowPlaintext) {
     throw new ConfigError(
@@ -525,7 +524,7 @@ function parseDatabase(env: Env): DatabaseSettings {
     encodedPassword,
     proxy,
     tls,
-    plaintextToRemote: remote && (viaBridge || (direct && mayBePlaintext(tls.mode))),
+    plaintextToRemote: remote && direct && mayBePlaintext(tls.mode),
   };
 }
 

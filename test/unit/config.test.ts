@@ -197,7 +197,8 @@ describe('parseConfig: what is accepted', () => {
     expect(parse({ DATABASE_URL: url, DATABASE_ALLOW_PLAINTEXT: 'true' }).databasePlaintextToRemote).toBe(true);
     expect(parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_ALLOW_PLAINTEXT: 'true' }).databasePlaintextToRemote).toBe(false);
     expect(parse({ DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn?sslmode=disable' }).databasePlaintextToRemote).toBe(false);
-    expect(parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_WS_PROXY: '127.0.0.1:8089', DATABASE_ALLOW_PLAINTEXT: 'true' }).databasePlaintextToRemote).toBe(true);
+    // The bridge relays to loopback only: no opt-in makes it carry a remote session.
+    expect(() => parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_WS_PROXY: '127.0.0.1:8089', DATABASE_ALLOW_PLAINTEXT: 'true' })).toThrow(/not loopback/);
   });
 
   it('accepts a remote Neon-compatible proxy over wss:// only', () => {
