@@ -417,6 +417,13 @@ interface DatabaseSettings {
   plaintextToRemote: boolean;
 }
 
+/**
+ * Query parameters that would override the URL's own host, port, user, password
+ * or database in the drivers' parser: the TLS rules (loopback or not) and the
+ * redaction (which password) read the URL itself, so these are refused.
+ */
+const OVERRIDING_PARAMETERS = ['host', 'hostaddr', 'port', 'user', 'password', 'database', 'dbname'];
+
 /** libpq parameters this collector cannot honour: refused rather than silently ignored. */
 const UNSUPPORTED_SSL_PARAMETERS = ['sslcert', 'sslkey', 'sslpassword', 'sslcrl', 'sslcrldir', 'sslnegotiation', 'sslcompression'];
 
@@ -503,6 +510,10 @@ function parseDatabase(env: Env): DatabaseSettings {
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   const encodedPassword = url.password || undefined;
 
+  const overriding = OVERRIDING_PARAMETERS.find((p) => url.searchParams.has(p));
+  if (overriding) {
+    throw new ConfigError(`DATABASE_URL sets ${overriding} in its query; write it in the URL itself (postgresql://user:password@host:5432/db)`);
+  }
   const allowPlaintext = flag(env, 'DATABASE_ALLOW_PLAINTEXT');
   const tls = parseDatabaseTls(url);
   if (isNeonHost(url.hostname) && (tls.mode === 'disable' || tls.mode === 'allow')) {

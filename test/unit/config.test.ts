@@ -144,6 +144,8 @@ describe('parseConfig: malformed values get one line naming the variable, never 
     ['sslrootcert=system without verify-full', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=require&sslrootcert=system` }, 'DATABASE_URL', /sslrootcert=system needs sslmode=verify-full/],
     ['sslmode=disable for a Neon host', { DATABASE_URL: `postgresql://xyn:${ENC}@ep-x-123.eu-central-1.aws.neon.tech/xyn?sslmode=disable` }, 'DATABASE_URL', /not possible for a Neon host/],
     ['TLS asked of the plain-text bridge', { DATABASE_URL: `postgresql://xyn:${ENC}@127.0.0.1/xyn?sslmode=verify-full`, DATABASE_WS_PROXY: '127.0.0.1:8089/v1' }, 'DATABASE_WS_PROXY', /bridge relays plain text/],
+    ['a host in the query, which the drivers would connect to instead', { DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn?host=db.remote.example&sslmode=disable' }, 'DATABASE_URL', /sets host in its query/],
+    ['a password in the query', { DATABASE_URL: `postgresql://xyn@db.internal/xyn?password=${ENC}` }, 'DATABASE_URL', /sets password in its query/],
     ['plaintext opt-in not a flag', { DATABASE_ALLOW_PLAINTEXT: 'sure' }, 'DATABASE_ALLOW_PLAINTEXT', /true or false/],
     ['certificate checks turned off', { NODE_TLS_REJECT_UNAUTHORIZED: '0' }, 'NODE_TLS_REJECT_UNAUTHORIZED', /turns certificate checks off/],
   ])('%s', (_name, over, variable, expected) => {
