@@ -9,14 +9,22 @@
  */
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { freePort } from './net';
 
-export const POSTGRES_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
+/** Debian's server binaries, newest version first (as .ci/run picks it); PG_BIN overrides. */
+function serverBinaries(): string {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const bin = versions.map((v) => join(root, v, 'bin')).find((dir) => existsSync(join(dir, 'initdb')));
+  if (!bin) throw new Error(`no PostgreSQL server binaries (initdb) under ${root}: apt-get install postgresql, or set PG_BIN`);
+  return bin;
+}
 
 export interface PostgresServer {
   /** postgresql://postgres:<password>@127.0.0.1:<port>/postgres, no sslmode. */
@@ -72,6 +80,7 @@ async function waitForLogin(url: string, server: ChildProcess, output: () => str
 }
 
 export async function startPostgresServer(options: PostgresServerOptions = {}): Promise<PostgresServer> {
+  const bin = serverBinaries();
   const user = serverUser();
   const root = mkdtempSync(join(tmpdir(), 'xyn-pg-'));
   const dataDir = join(root, 'data');
@@ -94,7 +103,7 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
   };
 
   try {
-    execFileSync(join(POSTGRES_BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256', '-E', 'UTF8', '--no-sync'], {
+    execFileSync(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwfile, '--auth', 'scram-sha-256', '-E', 'UTF8', '--no-sync'], {
       ...as,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -118,7 +127,7 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
     };
     const args = ['-D', dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
     let output = '';
-    server = spawn(join(POSTGRES_BIN, 'postgres'), args, { ...as, stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(join(bin, 'postgres'), args, { ...as, stdio: ['ignore', 'pipe', 'pipe'] });
     server.stdout!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
     server.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
     const url = `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`;
