@@ -386,20 +386,25 @@ function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | un
   };
 }
 
-/** The CA bundle must exist and hold a PEM certificate now, not fail at the first push. */
-function caFile(path: string | undefined, url: URL): string | undefined {
-  if (path === undefined) return undefined;
-  if (url.protocol !== 'https:') throw new ConfigError('PUSHGATEWAY_CA_FILE is set but PUSHGATEWAY_URL is not https://');
+/** A CA bundle named by `what` must exist and hold a PEM certificate now, not fail at the first connection. */
+function readPemFile(what: string, path: string): string {
   let pem: string;
   try {
     pem = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as { code?: string }).code ?? 'unreadable';
-    throw new ConfigError(`PUSHGATEWAY_CA_FILE cannot be read (${code}): ${path}`);
+    throw new ConfigError(`${what} cannot be read (${code}): ${path}`);
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError(`PUSHGATEWAY_CA_FILE holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${path}`);
+    throw new ConfigError(`${what} holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${path}`);
   }
+  return pem;
+}
+
+function caFile(path: string | undefined, url: URL): string | undefined {
+  if (path === undefined) return undefined;
+  if (url.protocol !== 'https:') throw new ConfigError('PUSHGATEWAY_CA_FILE is set but PUSHGATEWAY_URL is not https://');
+  readPemFile('PUSHGATEWAY_CA_FILE', path);
   return path;
 }
 
@@ -427,20 +432,6 @@ const OVERRIDING_PARAMETERS = ['host', 'hostaddr', 'port', 'user', 'password', '
 /** libpq parameters this collector cannot honour: refused rather than silently ignored. */
 const UNSUPPORTED_SSL_PARAMETERS = ['sslcert', 'sslkey', 'sslpassword', 'sslcrl', 'sslcrldir', 'sslnegotiation', 'sslcompression'];
 
-function readRootCert(path: string): string {
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? 'unreadable';
-    throw new ConfigError(`DATABASE_URL sslrootcert cannot be read (${code}): ${path}`);
-  }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError(`DATABASE_URL sslrootcert holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${path}`);
-  }
-  return pem;
-}
-
 /**
  * sslmode and sslrootcert as libpq reads them, except the defaults: verify-full
  * for a non-loopback host (libpq says prefer), prefer for loopback; and verify
@@ -460,7 +451,7 @@ export function parseDatabaseTls(url: URL): DatabaseTls {
     if (mode !== 'verify-full') throw new ConfigError(`DATABASE_URL sslrootcert=system needs sslmode=verify-full, got sslmode=${mode}`);
     return { mode, ca: undefined };
   }
-  const ca = rootCert === undefined || rootCert === '' ? undefined : readRootCert(rootCert);
+  const ca = rootCert === undefined || rootCert === '' ? undefined : readPemFile('DATABASE_URL sslrootcert', rootCert);
   // libpq: "if a root CA file exists, the behavior of sslmode=require will be the same as that of verify-ca".
   if (mode === 'require' && ca !== undefined) mode = 'verify-ca';
   return { mode, ca };
