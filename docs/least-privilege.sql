@@ -1,6 +1,7 @@
--- xyn-metrics: the collector's own database role. It may read the runs table
--- and nothing else: no write, no other table, no DDL. Run it once per database
--- as an administrator (on Neon: the project owner role), with psql:
+-- xyn-metrics: the collector's own database role. It may read what the
+-- enabled features read and nothing else: no write, no other table, no DDL.
+-- Run it once per database as an administrator (on Neon: the project owner
+-- role), with psql:
 --
 --   psql "$ADMIN_DATABASE_URL" -v ON_ERROR_STOP=1 \
 --        -v role=xyn_metrics -v schema=public -v table=runs \
@@ -9,6 +10,18 @@
 --
 -- Then DATABASE_URL=postgresql://xyn_metrics:<password>@<host>/<db>
 -- (and RUNS_TABLE=<schema>.<table> if not public.runs).
+--
+-- Per feature (docs/extras.md):
+--   the queue snapshot, BLUEPRINT_COLUMN, STATUS_ESTIMATE_ABOVE: the runs table only (the grant below).
+--   HEARTBEAT_TABLE=<hschema>.<htable>: add -v heartbeat_schema=<hschema> -v heartbeat_table=<htable>
+--     (run the script again with the same role and both to add it later: every statement is repeatable
+--     but CREATE ROLE, so pass -v existing=1 to skip that one).
+--
+-- Connection limit (-v connection_limit=N, default 8): one connection per tick,
+-- and the functions' reserved concurrency is 3 (collect 1, metrics 2); a close
+-- cut at its deadline leaves a backend until the server notices (one more per
+-- function), and a manual `npm run collect` or psql session needs room too:
+-- 3 + 3 + 2 = 8. At the limit a tick fails with "too many connections for role".
 --
 -- Passing -v password='...' sets it here instead, but puts it in the shell
 -- history and the process list; \password sends only a hash.
@@ -31,13 +44,21 @@
 \else
   \set table runs
 \endif
+\if :{?connection_limit}
+\else
+  \set connection_limit 8
+\endif
 
 BEGIN;
 
-CREATE ROLE :"role" LOGIN
+\if :{?existing}
+\else
+CREATE ROLE :"role" LOGIN;
+\endif
+ALTER ROLE :"role" LOGIN
   NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT
-  -- One connection per tick; a few for a manual run next to the schedule.
-  CONNECTION LIMIT 3;
+  -- Headroom over the reserved concurrency (see the top of this file).
+  CONNECTION LIMIT :connection_limit;
 
 \if :{?password}
   ALTER ROLE :"role" PASSWORD :'password';
@@ -56,6 +77,16 @@ SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'role')
 GRANT USAGE ON SCHEMA :"schema" TO :"role";
 GRANT SELECT ON TABLE :"schema".:"table" TO :"role";
 
+-- HEARTBEAT_TABLE (worker liveness): read that table too.
+\if :{?heartbeat_table}
+  \if :{?heartbeat_schema}
+  \else
+    \set heartbeat_schema :schema
+  \endif
+GRANT USAGE ON SCHEMA :"heartbeat_schema" TO :"role";
+GRANT SELECT ON TABLE :"heartbeat_schema".:"heartbeat_table" TO :"role";
+\endif
+
 COMMIT;
 
 -- Not done here, because it changes every role of the database: PostgreSQL
@@ -66,7 +97,7 @@ COMMIT;
 --   REVOKE CREATE ON SCHEMA public FROM PUBLIC;   -- already so on PostgreSQL 15+
 --
 -- To remove the role later:
---   REVOKE ALL ON TABLE <schema>.<table> FROM xyn_metrics;
+--   REVOKE ALL ON TABLE <schema>.<table> FROM xyn_metrics;   -- and the heartbeat table, if granted
 --   REVOKE ALL ON SCHEMA <schema> FROM xyn_metrics;
 --   REVOKE ALL ON DATABASE <db> FROM xyn_metrics;
 --   DROP ROLE xyn_metrics;

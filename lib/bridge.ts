@@ -1,14 +1,18 @@
 /**
  * A WebSocket-to-TCP bridge, what Neon's wsproxy does, for local use: the Neon
  * driver speaks the Postgres protocol inside WebSocket binary messages; this
- * relays them to a plain Postgres over TCP. It listens on loopback only and
- * relays only to the addresses it was told to allow, so it is not an open proxy.
+ * relays them to a plain Postgres over TCP. It listens on loopback only,
+ * relays only to the addresses it was told to allow, and refuses any request
+ * carrying an Origin header (a web page in the developer's browser sends one;
+ * the driver never does), so it is not an open proxy. Plain text both ways:
+ * for loopback databases only (lib/config.ts refuses it for a remote one).
  */
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { isLoopbackHost } from './config';
 
 export interface Bridge {
   /** host:port/v1, the value for DATABASE_WS_PROXY. */
@@ -20,8 +24,9 @@ export interface Bridge {
 export interface BridgeOptions {
   /** Port to listen on; 0 picks a free one. */
   port?: number;
+  /** A loopback address to listen on (127.0.0.1 by default); any other is refused. */
   host?: string;
-  /** host:port targets allowed; undefined allows any (tests only). */
+  /** host:port targets allowed, loopback only; undefined allows any loopback target (tests only). */
   allow?: string[];
 }
 
@@ -76,6 +81,11 @@ function relay(socket: WebSocket, target: string, sockets: Set<net.Socket>): voi
   socket.on('error', () => tcp.destroy());
 }
 
+/** The host of a host:port target, without IPv6 brackets. */
+function targetHost(target: string): string {
+  return target.slice(0, target.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+}
+
 /** The host:port a bridge must relay to for `databaseUrl`: the entry for `allow`. */
 export function bridgeTarget(databaseUrl: string): string {
   const url = new URL(databaseUrl);
@@ -84,14 +94,26 @@ export function bridgeTarget(databaseUrl: string): string {
 
 export async function startBridge(options: BridgeOptions = {}): Promise<Bridge> {
   const host = options.host ?? '127.0.0.1';
+  if (!isLoopbackHost(host)) throw new Error(`the bridge listens on loopback only, not ${host}: it relays plain text`);
   const server = createServer();
-  const wss = new WebSocketServer({ server });
+  const wss = new WebSocketServer({
+    server,
+    // Browsers always send Origin on a WebSocket handshake; the Neon driver under Node never does.
+    verifyClient: (info, done) => (info.req.headers.origin === undefined ? done(true) : done(false, 403, 'Origin not allowed')),
+  });
   const sockets = new Set<net.Socket>();
   const allowed = options.allow?.map((a) => a.toLowerCase());
+  const remote = allowed?.find((a) => !isLoopbackHost(targetHost(a)));
+  if (remote) throw new Error(`the bridge relays to loopback databases only, not ${remote}: it speaks plain text; reach a remote database directly over TLS`);
 
   wss.on('connection', (socket, request) => {
     const target = new URL(request.url ?? '/', 'http://bridge').searchParams.get('address');
-    if (!target || !/^[^\s]+:\d{1,5}$/.test(target) || (allowed && !allowed.includes(target.toLowerCase()))) {
+    if (
+      !target ||
+      !/^[^\s]+:\d{1,5}$/.test(target) ||
+      !isLoopbackHost(targetHost(target)) ||
+      (allowed && !allowed.includes(target.toLowerCase()))
+    ) {
       socket.close(1008, 'address not allowed');
       return;
     }

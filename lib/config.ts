@@ -59,11 +59,29 @@ export interface BlueprintConfig {
   topK: number;
 }
 
+/** libpq's sslmode values, with libpq's meaning (docs/security.md, "Databases"). */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+/** TLS to a non-Neon database over TCP, from DATABASE_URL's sslmode and sslrootcert. */
+export interface DatabaseTls {
+  /** As libpq would act: require with a root certificate is verify-ca. */
+  mode: SslMode;
+  /** CA certificates (PEM) from an sslrootcert file; undefined: Node's bundled public CAs. */
+  ca: string | undefined;
+}
+
 export interface Config {
   databaseUrl: string;
   databaseHost: string;
-  /** Local WebSocket-to-TCP bridge (host:port[/path]); set only for local, plain-text use. */
+  /**
+   * A Neon-compatible WebSocket proxy: host:port[/path] is a local plain-text
+   * bridge (loopback only, for loopback databases); wss://… a remote one.
+   */
   databaseWsProxy: string | undefined;
+  databaseTls: DatabaseTls;
+  /** DATABASE_ALLOW_PLAINTEXT=true let a session to a non-loopback host go unencrypted (logged every tick). */
+  databasePlaintextToRemote: boolean;
   pushgateway: PushgatewayConfig | undefined;
   runsTable: TableName;
   /** Upper bound for one tick; the Lambda's remaining time lowers it further. */
@@ -368,20 +386,25 @@ function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | un
   };
 }
 
-/** The CA bundle must exist and hold a PEM certificate now, not fail at the first push. */
-function caFile(path: string | undefined, url: URL): string | undefined {
-  if (path === undefined) return undefined;
-  if (url.protocol !== 'https:') throw new ConfigError('PUSHGATEWAY_CA_FILE is set but PUSHGATEWAY_URL is not https://');
+/** A CA bundle named by `what` must exist and hold a PEM certificate now, not fail at the first connection. */
+function readPemFile(what: string, path: string): string {
   let pem: string;
   try {
     pem = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as { code?: string }).code ?? 'unreadable';
-    throw new ConfigError(`PUSHGATEWAY_CA_FILE cannot be read (${code}): ${path}`);
+    throw new ConfigError(`${what} cannot be read (${code}): ${path}`);
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError(`PUSHGATEWAY_CA_FILE holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${path}`);
+    throw new ConfigError(`${what} holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${path}`);
   }
+  return pem;
+}
+
+function caFile(path: string | undefined, url: URL): string | undefined {
+  if (path === undefined) return undefined;
+  if (url.protocol !== 'https:') throw new ConfigError('PUSHGATEWAY_CA_FILE is set but PUSHGATEWAY_URL is not https://');
+  readPemFile('PUSHGATEWAY_CA_FILE', path);
   return path;
 }
 
@@ -395,6 +418,77 @@ interface DatabaseSettings {
   password: string | undefined;
   encodedPassword: string | undefined;
   proxy: string | undefined;
+  tls: DatabaseTls;
+  plaintextToRemote: boolean;
+}
+
+/**
+ * Query parameters that would override the URL's own host, port, user, password
+ * or database in the drivers' parser: the TLS rules (loopback or not) and the
+ * redaction (which password) read the URL itself, so these are refused.
+ */
+const OVERRIDING_PARAMETERS = ['host', 'hostaddr', 'port', 'user', 'password', 'database', 'dbname'];
+
+/** libpq parameters this collector cannot honour: refused rather than silently ignored. */
+const UNSUPPORTED_SSL_PARAMETERS = ['sslcert', 'sslkey', 'sslpassword', 'sslcrl', 'sslcrldir', 'sslnegotiation', 'sslcompression'];
+
+/**
+ * sslmode and sslrootcert as libpq reads them, except the defaults: verify-full
+ * for a non-loopback host (libpq says prefer), prefer for loopback; and verify
+ * modes without sslrootcert use Node's public CAs (libpq wants ~/.postgresql/root.crt).
+ */
+export function parseDatabaseTls(url: URL): DatabaseTls {
+  const unsupported = UNSUPPORTED_SSL_PARAMETERS.find((p) => url.searchParams.has(p));
+  if (unsupported) throw new ConfigError(`DATABASE_URL sets ${unsupported}, which this collector does not support (client certificates, CRLs); remove it`);
+  const written = url.searchParams.get('sslmode') ?? undefined;
+  if (written !== undefined && !(SSL_MODES as readonly string[]).includes(written)) {
+    throw new ConfigError(`DATABASE_URL sslmode must be one of ${SSL_MODES.join(', ')}, got "${written.slice(0, 20)}"`);
+  }
+  let mode = (written as SslMode | undefined) ?? (isLoopbackHost(url.hostname) ? 'prefer' : 'verify-full');
+  const rootCert = url.searchParams.get('sslrootcert') ?? undefined;
+  if (rootCert === 'system') {
+    // libpq 16: the public CAs only mean something when the host name is checked too.
+    if (mode !== 'verify-full') throw new ConfigError(`DATABASE_URL sslrootcert=system needs sslmode=verify-full, got sslmode=${mode}`);
+    return { mode, ca: undefined };
+  }
+  const ca = rootCert === undefined || rootCert === '' ? undefined : readPemFile('DATABASE_URL sslrootcert', rootCert);
+  // libpq: "if a root CA file exists, the behavior of sslmode=require will be the same as that of verify-ca".
+  if (mode === 'require' && ca !== undefined) mode = 'verify-ca';
+  return { mode, ca };
+}
+
+/** Modes that may end in a session without TLS: disable always, allow and prefer when the server says no. */
+export function mayBePlaintext(mode: SslMode): boolean {
+  return mode === 'disable' || mode === 'allow' || mode === 'prefer';
+}
+
+function parseWsProxy(proxy: string, url: URL, tls: DatabaseTls): void {
+  if (isNeonHost(url.hostname)) {
+    throw new ConfigError('DATABASE_WS_PROXY is not for Neon hosts: Neon hosts always use the secure WebSocket');
+  }
+  if (/^wss:\/\//i.test(proxy)) {
+    parseUrl('DATABASE_WS_PROXY', proxy, ['wss:']);
+    return;
+  }
+  if (/^[a-z]+:\/\//i.test(proxy)) {
+    throw new ConfigError('DATABASE_WS_PROXY is host:port[/path] without a scheme for a loopback bridge, or wss://host[/path] for a remote proxy (never ws://)');
+  }
+  if (!/^[A-Za-z0-9.[\]:-]+:\d{1,5}(\/[A-Za-z0-9_./-]*)?$/.test(proxy)) {
+    throw new ConfigError(`DATABASE_WS_PROXY must look like 127.0.0.1:8089/v1 or wss://proxy.example/v1, got "${proxy}"`);
+  }
+  // The bridge path is plain text (ws://, then plain TCP): neither hop may leave the machine.
+  const proxyHost = proxy.replace(/:\d{1,5}(\/.*)?$/, '');
+  if (!isLoopbackHost(proxyHost)) {
+    throw new ConfigError('DATABASE_WS_PROXY without a scheme must be a loopback address (127.0.0.1, ::1 or localhost): it is plain text; use wss:// for a remote proxy');
+  }
+  if (!isLoopbackHost(url.hostname)) {
+    throw new ConfigError(
+      `DATABASE_WS_PROXY is a plain-text bridge but DATABASE_URL's host ${url.hostname} is not loopback: unset DATABASE_WS_PROXY to reach it over TLS`,
+    );
+  }
+  if (url.searchParams.has('sslmode') && !mayBePlaintext(tls.mode)) {
+    throw new ConfigError(`DATABASE_URL asks for sslmode=${url.searchParams.get('sslmode')} but DATABASE_WS_PROXY's bridge relays plain text; unset DATABASE_WS_PROXY to connect over TLS`);
+  }
 }
 
 function parseDatabase(env: Env): DatabaseSettings {
@@ -407,24 +501,33 @@ function parseDatabase(env: Env): DatabaseSettings {
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   const encodedPassword = url.password || undefined;
 
-  const proxy = text(env, 'DATABASE_WS_PROXY');
-  if (proxy !== undefined) {
-    if (/^[a-z]+:\/\//i.test(proxy)) {
-      throw new ConfigError('DATABASE_WS_PROXY is host:port[/path] without a scheme (the driver picks ws://)');
-    }
-    if (!/^[A-Za-z0-9.[\]:-]+:\d{1,5}(\/[A-Za-z0-9_./-]*)?$/.test(proxy)) {
-      throw new ConfigError(`DATABASE_WS_PROXY must look like 127.0.0.1:8089/v1, got "${proxy}"`);
-    }
-    if (isNeonHost(url.hostname)) {
-      throw new ConfigError('DATABASE_WS_PROXY is for local databases only; Neon hosts always use the secure WebSocket');
-    }
-    // The proxy path is plain text (ws://, no TLS): the password must not leave the machine.
-    const proxyHost = proxy.replace(/:\d{1,5}(\/.*)?$/, '');
-    if (!isLoopbackHost(proxyHost)) {
-      throw new ConfigError('DATABASE_WS_PROXY must be a loopback address (127.0.0.1, ::1 or localhost): it is plain text');
-    }
+  const overriding = OVERRIDING_PARAMETERS.find((p) => url.searchParams.has(p));
+  if (overriding) {
+    throw new ConfigError(`DATABASE_URL sets ${overriding} in its query; write it in the URL itself (postgresql://user:password@host:5432/db)`);
   }
-  return { databaseUrl: raw, host: url.hostname, password, encodedPassword, proxy };
+  const allowPlaintext = flag(env, 'DATABASE_ALLOW_PLAINTEXT');
+  const tls = parseDatabaseTls(url);
+  if (isNeonHost(url.hostname) && (tls.mode === 'disable' || tls.mode === 'allow')) {
+    throw new ConfigError(`DATABASE_URL sslmode=${tls.mode} is not possible for a Neon host: it is reached over its secure WebSocket only`);
+  }
+  const proxy = text(env, 'DATABASE_WS_PROXY');
+  if (proxy !== undefined) parseWsProxy(proxy, url, tls);
+  const remote = !isLoopbackHost(url.hostname);
+  const direct = proxy === undefined && !isNeonHost(url.hostname);
+  if (remote && direct && mayBePlaintext(tls.mode) && !allowPlaintext) {
+    throw new ConfigError(
+      `DATABASE_URL sslmode=${tls.mode} may send the session to ${url.hostname} in clear text; use sslmode=verify-full (the default) or require, or set DATABASE_ALLOW_PLAINTEXT=true`,
+    );
+  }
+  return {
+    databaseUrl: raw,
+    host: url.hostname,
+    password,
+    encodedPassword,
+    proxy,
+    tls,
+    plaintextToRemote: remote && direct && mayBePlaintext(tls.mode),
+  };
 }
 
 function flag(env: Env, name: string): boolean {
@@ -438,7 +541,7 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   // Node reads this for every TLS connection of the process (the Neon WebSocket and the push).
   if (env.NODE_TLS_REJECT_UNAUTHORIZED?.trim() === '0') {
     throw new ConfigError(
-      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns certificate checks off; unset it (for a private CA use PUSHGATEWAY_CA_FILE)',
+      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns certificate checks off; unset it (for a private CA use PUSHGATEWAY_CA_FILE, or sslrootcert in DATABASE_URL)',
     );
   }
   const db = parseDatabase(env);
@@ -467,6 +570,8 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
     databaseUrl: db.databaseUrl,
     databaseHost: db.host,
     databaseWsProxy: db.proxy,
+    databaseTls: db.tls,
+    databasePlaintextToRemote: db.plaintextToRemote,
     pushgateway,
     runsTable,
     tickTimeoutMs: integer(env, 'TICK_TIMEOUT_MS', DEFAULTS.TICK_TIMEOUT_MS, 100, 900_000),

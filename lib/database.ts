@@ -1,13 +1,18 @@
 /**
- * The database connection: a fresh Neon driver Client per tick, never a pool,
- * never a global setting. Against a Neon host the driver keeps its secure
- * defaults (wss://, TLS always on); only an explicit DATABASE_WS_PROXY switches
- * it to a local plain-text WebSocket-to-TCP bridge.
+ * The database connection: a fresh client per tick, never a pool, never a
+ * global setting, over one of two transports behind one session interface:
+ * - the Neon driver over a WebSocket: to a Neon host its secure defaults
+ *   (wss://, TLS always on); through DATABASE_WS_PROXY a wss:// proxy, or the
+ *   local plain-text bridge (loopback databases only, see lib/config.ts);
+ * - node-postgres over TCP to every other host, with TLS as DATABASE_URL's
+ *   sslmode and sslrootcert say (verify-full by default for remote hosts).
  */
 
+import type { ConnectionOptions } from 'node:tls';
 import { Client } from '@neondatabase/serverless';
+import PgClient from 'pg/lib/client';
 import ws from 'ws';
-import type { Config } from './config';
+import { isNeonHost, type Config, type DatabaseTls } from './config';
 import { withDeadline, type Deadline } from './deadline';
 
 /**
@@ -30,10 +35,14 @@ export interface DriverSettings {
 /** The driver settings for a configuration; exported so tests can assert the secure defaults. */
 export function driverSettings(config: Pick<Config, 'databaseWsProxy'>): DriverSettings {
   if (config.databaseWsProxy === undefined) return {};
-  const proxy = config.databaseWsProxy.includes('/') ? config.databaseWsProxy : `${config.databaseWsProxy}/v1`;
+  const secure = /^wss:\/\//i.test(config.databaseWsProxy);
+  const written = config.databaseWsProxy.replace(/^wss:\/\//i, '').replace(/\/+$/, '');
+  const proxy = written.includes('/') ? written : `${written}/v1`;
   return {
     wsProxy: (host, port) => `${proxy}?address=${encodeURIComponent(`${host}:${port}`)}`,
-    useSecureWebSocket: false,
+    // wss://: TLS is the WebSocket's, certificate checked by Node, as with Neon's own proxy.
+    // host:port: the local bridge, plain text on loopback (lib/config.ts allows nothing else).
+    useSecureWebSocket: secure,
     pipelineTLS: false,
     pipelineConnect: false,
     forceDisablePgSSL: true,
@@ -69,6 +78,91 @@ export function asError(error: unknown): Error {
   return new Error(String(error));
 }
 
+export type Transport = 'neon-websocket' | 'tcp';
+
+/** Neon hosts and configured WebSocket proxies go through the Neon driver; every other host over TCP. */
+export function transportFor(config: Pick<Config, 'databaseHost' | 'databaseWsProxy'>): Transport {
+  return config.databaseWsProxy !== undefined || isNeonHost(config.databaseHost) ? 'neon-websocket' : 'tcp';
+}
+
+/** node-postgres's `ssl` for a mode that does not fall back: false, or what TLS must verify. */
+export function tlsOptions(tls: DatabaseTls): false | ConnectionOptions {
+  switch (tls.mode) {
+    case 'disable':
+      return false;
+    case 'allow':
+    case 'prefer':
+    case 'require':
+      // Encrypted, nothing verified (libpq's meaning; require with a root certificate became verify-ca).
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+      return { ca: tls.ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    case 'verify-full':
+      // node-postgres sends the host as SNI servername; Node checks it against the certificate.
+      return { ca: tls.ca, rejectUnauthorized: true };
+  }
+}
+
+/**
+ * What to try, in order, as libpq does: prefer tries TLS then plain text when
+ * the server has no TLS; allow tries plain text then TLS when the server
+ * demands it; every other mode tries exactly once.
+ */
+export function tlsAttempts(tls: DatabaseTls): (false | ConnectionOptions)[] {
+  if (tls.mode === 'prefer') return [tlsOptions(tls), false];
+  if (tls.mode === 'allow') return [false, tlsOptions(tls)];
+  return [tlsOptions(tls)];
+}
+
+/** Whether a failed attempt is the one the next attempt of prefer/allow answers. */
+function isEncryptionMismatch(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : '';
+  // prefer: the server answered N to SSLRequest. allow: pg_hba.conf has only hostssl for us.
+  return /does not support SSL/i.test(message) || /no encryption/i.test(message);
+}
+
+/** DATABASE_URL for node-postgres without libpq's ssl* parameters, which its parser reads its own way. */
+export function withoutSslParameters(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  for (const name of [...url.searchParams.keys()]) if (/^ssl|^uselibpqcompat$/i.test(name)) url.searchParams.delete(name);
+  return url.toString();
+}
+
+interface SessionClient {
+  query(sql: string): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+/** The tick's view of either client: one batch, a close that is cut after CLOSE_GRACE_MS. */
+function sessionOf(client: SessionClient, cut: () => void): DatabaseSession {
+  return {
+    async batch(sql, deadline) {
+      const query = client.query(sql).catch(rethrowAsError);
+      const result = await withDeadline('database query', deadline, query, cut);
+      return (Array.isArray(result) ? result : [result]) as QueryResultLike[];
+    },
+    async close(deadline) {
+      try {
+        await withDeadline('database close', deadline, client.end(), cut, CLOSE_GRACE_MS, 'close grace');
+        return { forced: false };
+      } catch {
+        cut();
+        return { forced: true };
+      }
+    },
+  };
+}
+
+/** Connect within the deadline, or cut the socket and throw. */
+async function connect(client: { connect(): Promise<unknown> }, cut: () => void, deadline: Deadline): Promise<void> {
+  try {
+    await withDeadline('database connect', deadline, client.connect().catch(rethrowAsError), cut);
+  } catch (error) {
+    cut();
+    throw error;
+  }
+}
+
 /** Drop the WebSocket at once (no close handshake), whatever state it is in. */
 function cut(client: Client): void {
   const socket = client.neonConfig as unknown as NeonSocketLike;
@@ -83,35 +177,36 @@ function rethrowAsError(error: unknown): never {
   throw asError(error);
 }
 
-export async function openDatabase(config: Config, deadline: Deadline): Promise<DatabaseSession> {
+async function openNeon(config: Config, deadline: Deadline): Promise<DatabaseSession> {
   const client = new Client({ connectionString: config.databaseUrl, application_name: 'xyn-metrics' });
   const socketConfig = client.neonConfig;
   socketConfig.webSocketConstructor = ws;
   Object.assign(socketConfig, driverSettings(config));
   // An 'error' after we gave up on the client must not crash the process.
   client.on('error', () => {});
+  await connect(client, () => cut(client), deadline);
+  return sessionOf(client as unknown as SessionClient, () => cut(client));
+}
 
+async function openTcpOnce(config: Config, ssl: false | ConnectionOptions, deadline: Deadline): Promise<DatabaseSession> {
+  const client = new PgClient({ connectionString: withoutSslParameters(config.databaseUrl), application_name: 'xyn-metrics', ssl });
+  client.on('error', () => {});
+  // The TCP socket (TLS runs on top of it): destroying it ends both at once.
+  const cutTcp = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  await connect(client, cutTcp, deadline);
+  return sessionOf(client as unknown as SessionClient, cutTcp);
+}
+
+async function openTcp(config: Config, deadline: Deadline): Promise<DatabaseSession> {
+  const [first, fallback] = tlsAttempts(config.databaseTls);
   try {
-    await withDeadline('database connect', deadline, client.connect().catch(rethrowAsError), () => cut(client));
+    return await openTcpOnce(config, first!, deadline);
   } catch (error) {
-    cut(client);
-    throw error;
+    if (fallback === undefined || !isEncryptionMismatch(error)) throw error;
+    return openTcpOnce(config, fallback, deadline);
   }
+}
 
-  return {
-    async batch(sql, deadline) {
-      const query = (client.query(sql) as Promise<unknown>).catch(rethrowAsError);
-      const result = await withDeadline('database query', deadline, query, () => cut(client));
-      return (Array.isArray(result) ? result : [result]) as QueryResultLike[];
-    },
-    async close(deadline) {
-      try {
-        await withDeadline('database close', deadline, client.end(), () => cut(client), CLOSE_GRACE_MS, 'close grace');
-        return { forced: false };
-      } catch {
-        cut(client);
-        return { forced: true };
-      }
-    },
-  };
+export async function openDatabase(config: Config, deadline: Deadline): Promise<DatabaseSession> {
+  return transportFor(config) === 'tcp' ? openTcp(config, deadline) : openNeon(config, deadline);
 }

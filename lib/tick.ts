@@ -200,7 +200,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
   };
 
   log({
-    level: outcome === 'ok' ? 'info' : 'error',
+    level: outcome !== 'ok' ? 'error' : config.databasePlaintextToRemote ? 'warn' : 'info',
     msg: outcome === 'ok' ? 'tick' : 'tick failed',
     outcome,
     ...options.context,
@@ -209,6 +209,8 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     pushed_to: pushedTo ?? (config.pushgateway ? undefined : 'dry-run'),
     push_attempts: config.pushgateway ? attempts : undefined,
     ...(dbCloseForced ? { db_close: 'cut' } : {}),
+    // The opt-in is said on every tick, not once: a plain-text session must stay visible.
+    ...(config.databasePlaintextToRemote ? { db_plaintext: `DATABASE_ALLOW_PLAINTEXT=true: the session to ${config.databaseHost} may be unencrypted` } : {}),
     ...(snapshot ? { figures: summarize(snapshot) } : {}),
     ...(snapshot?.statuses.some((s) => s.estimated)
       ? { estimated_statuses: snapshot.statuses.filter((s) => s.estimated).map((s) => s.status) }

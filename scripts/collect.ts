@@ -1,12 +1,12 @@
 /**
  * `npm run collect`: one tick through exactly the handler's code path
  * (runTick) against DATABASE_URL, pushing to PUSHGATEWAY_URL when set, then
- * the exposition text on stdout. A non-Neon host is bridged automatically.
+ * the exposition text on stdout. No bridge: a non-Neon host is reached as the
+ * deployed function reaches it, over TCP with TLS as DATABASE_URL's sslmode says.
  * Exit 0 on success; on failure one line on stderr and exit 1 (2 for config).
  */
 
-import { ConfigError, isNeonHost, parseConfig } from '../lib/config';
-import { bridgeTarget, startBridge, type Bridge } from '../lib/bridge';
+import { ConfigError, parseConfig } from '../lib/config';
 import { describeError } from '../lib/redact';
 import { runTick, TickError } from '../lib/tick';
 import type { LogRecord } from '../lib/log';
@@ -18,12 +18,6 @@ async function main(): Promise<number> {
   } catch (error) {
     process.stderr.write(`xyn-metrics: ${error instanceof ConfigError ? error.message : describeError(error, [])}\n`);
     return 2;
-  }
-
-  let bridge: Bridge | undefined;
-  if (config.databaseWsProxy === undefined && !isNeonHost(config.databaseHost)) {
-    bridge = await startBridge({ allow: [bridgeTarget(config.databaseUrl)] });
-    config = { ...config, databaseWsProxy: bridge.proxy };
   }
 
   // The JSON log line goes to stderr so stdout is exactly the exposition text.
@@ -40,8 +34,6 @@ async function main(): Promise<number> {
       process.stderr.write(`xyn-metrics: ${describeError(error, config.secrets)}\n`);
     }
     return 1;
-  } finally {
-    await bridge?.close();
   }
 }
 

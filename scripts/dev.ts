@@ -3,8 +3,9 @@
  * `serverless offline` with the real schedule event of serverless.yml, on
  * nothing but what `npm ci` installed:
  *
- *   embedded PGlite demo database (+ simulated worker)  <- or DATABASE_URL
+ *   embedded PGlite demo database (+ simulated worker)
  *     <- WebSocket bridge (the Neon driver speaks WebSocket)
+ *   or DATABASE_URL, reached as deployed: Neon's WebSocket, else TCP + TLS (sslmode)
  *     <- serverless offline: collect on its schedule, plus a tick now
  *     -> local Pushgateway when installed  <- or PUSHGATEWAY_URL, else a dry run
  *
@@ -23,8 +24,8 @@ import net, { type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { bridgeTarget, startBridge, type Bridge } from '../lib/bridge';
-import { displayUrl, isNeonHost } from '../lib/config';
+import { startBridge, type Bridge } from '../lib/bridge';
+import { ConfigError, displayUrl, parseConfig } from '../lib/config';
 import { startDemoDatabase, type DemoDatabase } from './demo-db';
 import { startDemoWorker, type DemoWorker } from './demo-worker';
 
@@ -75,7 +76,24 @@ function flagOption(env: NodeJS.ProcessEnv, name: string): boolean {
   throw new DevError(`${name} must be true or false, got "${raw}"`);
 }
 
+/**
+ * DATABASE_URL as the handler will read it, checked now: a refused one (plain
+ * text to a remote host, a missing sslrootcert, …) is one line at start rather
+ * than a failed tick a minute later.
+ */
+function checkDatabase(env: NodeJS.ProcessEnv): void {
+  if (text(env, 'DATABASE_URL') === undefined) return;
+  const { DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT } = env;
+  try {
+    parseConfig({ DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT }, { requirePushgateway: false });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new DevError(error.message);
+    throw error;
+  }
+}
+
 function devOptions(env: NodeJS.ProcessEnv): DevOptions {
+  checkDatabase(env);
   const pushgatewayUrl = text(env, 'PUSHGATEWAY_URL');
   const dryRun = flagOption(env, 'PUSH_DRY_RUN');
   if (dryRun && pushgatewayUrl) throw new DevError('PUSH_DRY_RUN=true and PUSHGATEWAY_URL are both set; choose one');
@@ -448,15 +466,14 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   let demoReady: Promise<void> = Promise.resolve();
   let relayTo: string | undefined;
   if (options.databaseUrl) {
-    let url: URL;
     try {
-      url = new URL(options.databaseUrl);
+      new URL(options.databaseUrl);
     } catch {
       throw new DevError('DATABASE_URL is not a valid URL (expected postgresql://user:password@host:5432/db)');
     }
     databaseUrl = options.databaseUrl;
     databaseLabel = `${displayUrl(databaseUrl)} (DATABASE_URL)`;
-    if (!options.wsProxy && !isNeonHost(url.hostname)) relayTo = bridgeTarget(databaseUrl);
+    // No bridge: the handler reaches it as deployed (Neon's WebSocket, or TCP with TLS as sslmode says).
   } else {
     const port = await freePort();
     databaseUrl = `postgresql://postgres@${LOOPBACK}:${port}/postgres`;

@@ -4,14 +4,16 @@
  * the functions do not need. Given the lock file the bundles are deterministic
  * (esbuild, fixed options, zip entries dated 1980), so exact checks are fair.
  *
- * Budget: 120 KiB compressed per bundled function, and the zip at most that
- * per function. Measured at the time of writing: functions/collect.cjs 295 KB
- * minified, 105 KB compressed (the Neon driver 146 KB, ws 49 KB, prom-client
- * and what its index pulls in 67 KB, our code ~30 KB); functions/metrics.cjs
- * 291 KB / 103 KB; the zip holds both, 204 KiB. 120 KiB (122,880 bytes) per
- * function leaves ~18 KB for our own code to grow (a few KB per feature) but is crossed by
- * any real new dependency: `pg` alone adds ~27 KB compressed, PGlite ~145 KB,
- * an AWS SDK v3 client far more. Crossing it should be a decision. Size
+ * Budget: 150 KiB compressed per bundled function, and the zip at most that
+ * per function. Measured at the time of writing: functions/collect.cjs 368 KB
+ * minified, 131 KB compressed (the Neon driver 146 KB, node-postgres's Client
+ * and its parsers 69 KB, ws 49 KB, prom-client and what its index pulls in
+ * 67 KB, our code ~36 KB); functions/metrics.cjs 364 KB / 129 KB; the zip
+ * holds both, 254 KiB. Raised from
+ * 120 KiB by a decision (issue 15): node-postgres is the TCP+TLS transport for
+ * every non-Neon database (+26 KB compressed). 150 KiB (153,600 bytes) leaves
+ * ~19 KB for our own code to grow but is crossed by any further real
+ * dependency: PGlite ~145 KB, an AWS SDK v3 client far more. Size
  * matters because Lambda loads and parses the handler's whole bundle on every
  * cold start (docs/benchmarks.md has the cold-start figure).
  */
@@ -23,10 +25,18 @@ import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageFunction, readZip, type PackageResult, type ZipEntry } from '../../scripts/bench-cold';
 
-const PER_FUNCTION_BUDGET_BYTES = 120 * 1024;
+const PER_FUNCTION_BUDGET_BYTES = 150 * 1024;
 
+/**
+ * What node-postgres's Client (imported as pg/lib/client, never pg's index,
+ * which would add its Pool and a lazy pg-native require) brings: the protocol,
+ * the type parsers, the URL parser, ~/.pgpass support, and pg-cloudflare's
+ * 93-byte Node stub.
+ */
+const PULLED_IN_BY_PG_CLIENT = ['pg-protocol', 'pg-types', 'pg-int8', 'postgres-array', 'postgres-bytea', 'postgres-date', 'postgres-interval', 'xtend',
+    'pg-connection-string', 'pgpass', 'split2', 'pg-cloudflare'];
 /** Packages the handlers use, directly or through them. */
-const USED = ['@neondatabase/serverless', 'prom-client', 'ws'];
+const USED = ['@neondatabase/serverless', 'prom-client', 'ws', 'pg', ...PULLED_IN_BY_PG_CLIENT];
 /**
  * In the bundles because prom-client's index.js requires every metric type and
  * the default process metrics; the functions use neither Summary (tdigest,
@@ -37,7 +47,7 @@ const USED = ['@neondatabase/serverless', 'prom-client', 'ws'];
 const PULLED_IN_BY_PROM_CLIENT_INDEX = ['@opentelemetry/api', 'bintrees', 'tdigest'];
 /** Never in a function: tooling, test-only and alternative drivers. */
 const FORBIDDEN = [
-  'pg', 'pg-native', 'pg-protocol', '@electric-sql/pglite', '@electric-sql/pglite-socket', 'aws-sdk', '@aws-sdk/',
+  'pg-native', 'pg-pool', '@electric-sql/pglite', '@electric-sql/pglite-socket', 'aws-sdk', '@aws-sdk/',
   'serverless', 'serverless-esbuild', 'serverless-offline', 'esbuild', 'vitest', 'vite', 'typescript', 'tsx', '@types/',
 ];
 /** ws tries these native accelerators in a try/catch; serverless.yml excludes them. */

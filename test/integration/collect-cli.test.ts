@@ -1,9 +1,16 @@
-/** `npm run collect`: the handler's code path once, bridging a plain Postgres by itself. */
+/**
+ * `npm run collect`: the handler's code path once, reaching the database as
+ * the deployed function does (no bridge of its own).
+ */
 
 import { execFile } from 'node:child_process';
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bridgeTarget, startBridge } from '../../lib/bridge';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { selfSignedCertificate } from '../support/tls';
 import { sample, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 
 const run = promisify(execFile);
@@ -64,5 +71,44 @@ describe('npm run collect', () => {
     const { code, stderr } = await cli({ DATABASE_URL: 'localhost:5432/db' });
     expect(code).toBe(2);
     expect(stderr.trim()).toMatch(/^xyn-metrics: DATABASE_URL /);
+  });
+
+  it('refuses plain text to a remote database with one line saying why, before any connection', async () => {
+    const { code, stdout, stderr } = await cli({ DATABASE_URL: 'postgresql://xyn:Hidden-Pass-2@db.example.invalid:5432/xyn?sslmode=disable' });
+    expect(code).toBe(2);
+    expect(stderr.trim()).toMatch(/^xyn-metrics: DATABASE_URL sslmode=disable may send the session to db\.example\.invalid in clear text; .*DATABASE_ALLOW_PLAINTEXT=true$/);
+    expect(stdout + stderr).not.toContain('Hidden-Pass-2');
+  });
+
+  it('reaches a database through a remote-style Neon-compatible proxy over wss://, its certificate checked', async () => {
+    // A TLS front (test certificate for 127.0.0.1) before the bridge: what a wsproxy behind TLS looks like.
+    const certificate = selfSignedCertificate('IP:127.0.0.1');
+    const bridge = await startBridge({ allow: [bridgeTarget(db.url)] });
+    const sockets = new Set<net.Socket>();
+    const front = tls.createServer({ cert: certificate.cert, key: certificate.key }, (client) => {
+      const upstream = net.connect(bridge.port, '127.0.0.1');
+      sockets.add(client).add(upstream);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    front.on('tlsClientError', () => {});
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const proxy = `wss://127.0.0.1:${(front.address() as AddressInfo).port}/v1`;
+    try {
+      // Node's public CAs do not know the test certificate: refused.
+      const refused = await cli({ DATABASE_URL: db.url, RUNS_TABLE: db.table, DATABASE_WS_PROXY: proxy });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr.trim().split('\n').at(-1)).toMatch(/self[- ]signed certificate/i);
+      // Trusted (as a private CA would be), the tick reads the queue through the proxy.
+      const ok = await cli({ DATABASE_URL: db.url, RUNS_TABLE: db.table, DATABASE_WS_PROXY: proxy, NODE_EXTRA_CA_CERTS: certificate.certFile });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(sample(ok.stdout, 'xyn_queue_ready_depth')).toBe(1);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => front.close(resolve));
+      await bridge.close();
+      certificate.dispose();
+    }
   });
 });

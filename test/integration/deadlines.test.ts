@@ -239,6 +239,35 @@ describe('database deadline', () => {
     });
   });
 
+  it('over TCP (node-postgres), a database that accepts and never answers the TLS request: connect is cut', async () => {
+    await withServer(silentTcpServer, async (silent) => {
+      const baseline = resourceCensus();
+      const run = await invoke({
+        ...budget,
+        DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${silent.port}/postgres?sslmode=require`,
+        DATABASE_WS_PROXY: '',
+        PUSHGATEWAY_JOB: 'xyn_dl_tcp_direct',
+      });
+      await expectCutAtTheDatabaseDeadline(run, 'connect', 'xyn_dl_tcp_direct');
+      expect(silent.received()).toBe(1);
+      await expectNothingLeftBehind(silent, baseline);
+    });
+  });
+
+  it('over TCP (node-postgres), a database that lets the client in and never answers the statement: the query is cut', async () => {
+    await withServer(silentPostgres, async (silent) => {
+      const baseline = resourceCensus();
+      const run = await invoke({
+        ...budget,
+        DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${silent.port}/postgres?sslmode=disable`,
+        DATABASE_WS_PROXY: '',
+        PUSHGATEWAY_JOB: 'xyn_dl_query_direct',
+      });
+      await expectCutAtTheDatabaseDeadline(run, 'query', 'xyn_dl_query_direct');
+      await expectNothingLeftBehind(silent, baseline);
+    });
+  });
+
   it('a proxy that refuses the connection fails at once with the cause, not at the deadline', async () => {
     const port = await freePort(); // nothing listens there
     const run = await invoke({ ...budget, DATABASE_WS_PROXY: `127.0.0.1:${port}/v1`, PUSHGATEWAY_JOB: 'xyn_dl_refused' });

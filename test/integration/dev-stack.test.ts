@@ -27,8 +27,9 @@ const runs: Run[] = [];
 /** The dev stack with a clean environment: no DATABASE_URL, no PUSHGATEWAY_URL, nothing chosen for it. */
 function startDev(extra: Record<string, string> = {}): Run {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of ['DATABASE_URL', 'DATABASE_WS_PROXY', 'PUSHGATEWAY_URL', 'PUSH_DRY_RUN', 'RUNS_TABLE', 'VERBOSE']) delete env[name];
-  for (const name of ['OFFLINE_LAMBDA_PORT', 'OFFLINE_HTTP_PORT']) if (!(name in extra)) delete env[name];
+  for (const name of ['DATABASE_URL', 'DATABASE_WS_PROXY', 'DATABASE_ALLOW_PLAINTEXT', 'PUSHGATEWAY_URL', 'PUSH_DRY_RUN', 'RUNS_TABLE', 'VERBOSE', 'OFFLINE_LAMBDA_PORT', 'OFFLINE_HTTP_PORT']) {
+    if (!(name in extra)) delete env[name];
+  }
   const child = spawn(TSX, ['scripts/dev.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -203,5 +204,14 @@ describe('npm start (scripts/dev.ts)', () => {
     } finally {
       holder.close();
     }
+  });
+
+  it('refuses a DATABASE_URL that would send a remote session in clear, in one line, before starting anything', async () => {
+    const run = startDev({ DATABASE_URL: 'postgresql://xyn:Dev-Secret-9@db.example.invalid:5432/xyn?sslmode=disable' });
+    const exit = await run.exit;
+    expect(exit.code).toBe(1);
+    expect(run.output().trim()).toBe(
+      'xyn-metrics dev: DATABASE_URL sslmode=disable may send the session to db.example.invalid in clear text; use sslmode=verify-full (the default) or require, or set DATABASE_ALLOW_PLAINTEXT=true',
+    );
   });
 });

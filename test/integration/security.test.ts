@@ -157,10 +157,10 @@ describe('TLS to Neon hosts', () => {
     const local = parseConfig({ DATABASE_URL: 'postgresql://u:p@127.0.0.1:5432/db', PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' });
     expect(driverSettings(local)).toMatchObject({ useSecureWebSocket: false, forceDisablePgSSL: true });
     expect(() => parseConfig({ DATABASE_URL: neonUrl, PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' })).toThrow(
-      /DATABASE_WS_PROXY is for local databases only/,
+      /DATABASE_WS_PROXY is not for Neon hosts/,
     );
     expect(() => parseConfig({ DATABASE_URL: 'postgresql://u:p@10.1.2.3:5432/db', PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '10.1.2.3:8089/v1' })).toThrow(
-      /DATABASE_WS_PROXY must be a loopback address/,
+      /DATABASE_WS_PROXY without a scheme must be a loopback address/,
     );
   });
 });
@@ -244,10 +244,12 @@ describe('docs/least-privilege.sql', () => {
     ctx = await startStack('leastpriv');
     await seedKnownQueue(ctx.db);
     await ctx.db.query(`CREATE TABLE "${ctx.db.schema}".secrets_elsewhere (v text); INSERT INTO "${ctx.db.schema}".secrets_elsewhere VALUES ('x')`);
+    await ctx.db.query(`CREATE TABLE "${ctx.db.schema}".heartbeats (worker_id text, heartbeat_at timestamptz); INSERT INTO "${ctx.db.schema}".heartbeats VALUES ('w1', now())`);
     try {
       execFileSync(
         'psql',
-        [ADMIN_URL, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `role=${roleName}`, '-v', `password=${password}`, '-v', `schema=${ctx.db.schema}`, '-v', 'table=runs', '-f', 'docs/least-privilege.sql'],
+        [ADMIN_URL, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `role=${roleName}`, '-v', `password=${password}`, '-v', `schema=${ctx.db.schema}`, '-v', 'table=runs',
+          '-v', `heartbeat_schema=${ctx.db.schema}`, '-v', 'heartbeat_table=heartbeats', '-f', 'docs/least-privilege.sql'],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
     } catch (error) {
@@ -274,13 +276,30 @@ describe('docs/least-privilege.sql', () => {
     return url.toString();
   }
 
-  it('the collector runs as the role: every gauge right, with and without planner estimates', async () => {
-    for (const extra of [{}, { STATUS_ESTIMATE_ABOVE: '1' }]) {
-      const run = await invokeCollect({ ...baseEnv(ctx, 'xyn_least'), DATABASE_URL: roleUrl(), ...extra });
-      expectOk(run);
-      expectKnownQueue(await ctx.gateway.scrape(), 'xyn_least');
-    }
-  });
+  const FEATURES: Record<string, Record<string, string>> = {
+    'the queue snapshot': {},
+    'planner estimates (STATUS_ESTIMATE_ABOVE)': { STATUS_ESTIMATE_ABOVE: '1' },
+    'worker liveness (HEARTBEAT_TABLE)': { HEARTBEAT_TABLE: '<schema>.heartbeats' },
+    'per-blueprint metrics (BLUEPRINT_COLUMN)': { BLUEPRINT_COLUMN: 'blueprint', RUN_STARTED_COLUMN: 'started_at', RUN_FINISHED_COLUMN: 'finished_at' },
+  };
+  const featureEnv = (env: Record<string, string>) =>
+    Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace('<schema>', ctx.db.schema)]));
+
+  for (const [transport, proxy] of [['the Neon driver through the bridge', 'bridge'], ['node-postgres over TCP', undefined]] as const) {
+    it(`the collector runs as the role with every feature, over ${transport}: every gauge right`, async () => {
+      const all = Object.assign({}, ...Object.values(FEATURES).map(featureEnv)) as Record<string, string>;
+      for (const extra of [...Object.values(FEATURES).map(featureEnv), all]) {
+        const env: Record<string, string | undefined> = { ...baseEnv(ctx, 'xyn_least'), DATABASE_URL: roleUrl(), ...extra };
+        if (proxy === undefined) env.DATABASE_WS_PROXY = undefined;
+        const run = await invokeCollect(env);
+        expectOk(run);
+        const scraped = await ctx.gateway.scrape();
+        expectKnownQueue(scraped, 'xyn_least');
+        if (extra.HEARTBEAT_TABLE) expect(scraped).toMatch(/^xyn_workers_alive\{[^}]*job="xyn_least"[^}]*\} 1$/m);
+        if (extra.BLUEPRINT_COLUMN) expect(scraped).toMatch(/^xyn_blueprint_run_count\{[^}]*job="xyn_least"/m);
+      }
+    });
+  }
 
   it('the role can do nothing else: no write, no other table, no DDL, no role attributes', async () => {
     const client = new pg.Client({ connectionString: roleUrl() });
@@ -302,11 +321,14 @@ describe('docs/least-privilege.sql', () => {
       const attributes = await client.query(
         `SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit FROM pg_roles WHERE rolname = current_user`,
       );
-      expect(attributes.rows[0]).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false, rolconnlimit: 3 });
+      expect(attributes.rows[0]).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false, rolconnlimit: 8 });
       const grants = await client.query(
         `SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = current_user ORDER BY 1, 2`,
       );
-      expect(grants.rows).toEqual([{ table_name: 'runs', privilege_type: 'SELECT' }]);
+      expect(grants.rows).toEqual([
+        { table_name: 'heartbeats', privilege_type: 'SELECT' },
+        { table_name: 'runs', privilege_type: 'SELECT' },
+      ]);
     } finally {
       await client.end();
     }

@@ -1,7 +1,8 @@
 /**
  * A TCP tap between the bridge and PostgreSQL that records every simple-query
  * ('Q') message the collector sends, so a test can see on the wire how many
- * round trips a tick makes and which SELECTs its batch holds.
+ * round trips a tick makes and which SELECTs its batch holds; and every byte
+ * each way, so a test can see what a TLS session leaves readable.
  */
 
 import net, { type AddressInfo } from 'node:net';
@@ -11,6 +12,10 @@ export interface WireTap {
   url: string;
   /** The SQL of every 'Q' message so far, in order. */
   queries(): string[];
+  /** Every byte the client sent, all connections in order. */
+  sent(): Buffer;
+  /** Every byte the server sent. */
+  received(): Buffer;
   close(): Promise<void>;
 }
 
@@ -41,6 +46,8 @@ function parseFrontend(buffer: Buffer, startupSeen: boolean, out: string[]): { r
 export async function startWireTap(targetUrl: string): Promise<WireTap> {
   const target = new URL(targetUrl);
   const queries: string[] = [];
+  const sent: Buffer[] = [];
+  const received: Buffer[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect({ host: target.hostname, port: Number(target.port || 5432) });
@@ -48,9 +55,11 @@ export async function startWireTap(targetUrl: string): Promise<WireTap> {
     let pending: Buffer = Buffer.alloc(0);
     let startupSeen = false;
     client.on('data', (chunk) => {
+      sent.push(chunk);
       ({ rest: pending, startupSeen } = parseFrontend(Buffer.concat([pending, chunk]), startupSeen, queries));
       upstream.write(chunk);
     });
+    upstream.on('data', (chunk) => received.push(chunk));
     upstream.pipe(client);
     const end = () => {
       client.destroy();
@@ -68,6 +77,8 @@ export async function startWireTap(targetUrl: string): Promise<WireTap> {
   return {
     url: url.toString(),
     queries: () => [...queries],
+    sent: () => Buffer.concat(sent),
+    received: () => Buffer.concat(received),
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

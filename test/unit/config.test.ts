@@ -56,7 +56,7 @@ describe('parseConfig: defaults', () => {
     for (const name of [
       'PUSHGATEWAY_USERNAME', 'PUSHGATEWAY_PASSWORD', 'PUSHGATEWAY_TOKEN', 'PUSHGATEWAY_CA_FILE', 'PUSHGATEWAY_JOB',
       'PUSHGATEWAY_GROUPING', 'RUNS_TABLE', 'TICK_TIMEOUT_MS', 'DB_STATEMENT_TIMEOUT_MS', 'DB_LOCK_TIMEOUT_MS',
-      'PUSH_TIMEOUT_MS', 'PUSH_RETRIES', 'MAX_EVENT_AGE_SECONDS', 'STATUS_ESTIMATE_ABOVE', 'DATABASE_WS_PROXY', 'PUSH_DRY_RUN',
+      'PUSH_TIMEOUT_MS', 'PUSH_RETRIES', 'MAX_EVENT_AGE_SECONDS', 'STATUS_ESTIMATE_ABOVE', 'DATABASE_WS_PROXY', 'DATABASE_ALLOW_PLAINTEXT', 'PUSH_DRY_RUN',
       'NODE_TLS_REJECT_UNAUTHORIZED',
     ]) {
       blank[name] = name.length % 2 ? '' : '  ';
@@ -132,6 +132,21 @@ describe('parseConfig: malformed values get one line naming the variable, never 
     ['a proxy with junk', { DATABASE_WS_PROXY: '127.0.0.1 8089' }, 'DATABASE_WS_PROXY', /must look like/],
     ['a proxy for a Neon host', { DATABASE_URL: `postgresql://xyn:${ENC}@ep-x-123.eu-central-1.aws.neon.tech/xyn`, DATABASE_WS_PROXY: '127.0.0.1:8089/v1' }, 'DATABASE_WS_PROXY', /Neon hosts always use the secure WebSocket/],
     ['a proxy on another machine', { DATABASE_WS_PROXY: '10.0.0.5:8089/v1' }, 'DATABASE_WS_PROXY', /loopback/],
+    ['a plain-text bridge to a remote database', { DATABASE_WS_PROXY: '127.0.0.1:8089/v1' }, 'DATABASE_WS_PROXY', /not loopback: unset DATABASE_WS_PROXY to reach it over TLS/],
+    ['a ws:// proxy', { DATABASE_WS_PROXY: 'ws://proxy.example/v1' }, 'DATABASE_WS_PROXY', /never ws:\/\//],
+    ['sslmode=disable to a remote host', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=disable` }, 'DATABASE_ALLOW_PLAINTEXT', /sslmode=disable may send the session to db.internal in clear text/],
+    ['sslmode=prefer to a remote host', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=prefer` }, 'DATABASE_ALLOW_PLAINTEXT', /sslmode=prefer may send/],
+    ['sslmode=allow to a remote host', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=allow` }, 'DATABASE_ALLOW_PLAINTEXT', /sslmode=allow may send/],
+    ['an unknown sslmode', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=verify` }, 'DATABASE_URL', /sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full, got "verify"/],
+    ['a client certificate', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslcert=/tmp/c.pem` }, 'DATABASE_URL', /sets sslcert, which this collector does not support/],
+    ['a missing sslrootcert', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslrootcert=/nonexistent/ca.pem` }, 'DATABASE_URL', /sslrootcert cannot be read \(ENOENT\)/],
+    ['an sslrootcert that is not PEM', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslrootcert=/etc/hostname` }, 'DATABASE_URL', /sslrootcert holds no PEM certificate/],
+    ['sslrootcert=system without verify-full', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=require&sslrootcert=system` }, 'DATABASE_URL', /sslrootcert=system needs sslmode=verify-full/],
+    ['sslmode=disable for a Neon host', { DATABASE_URL: `postgresql://xyn:${ENC}@ep-x-123.eu-central-1.aws.neon.tech/xyn?sslmode=disable` }, 'DATABASE_URL', /not possible for a Neon host/],
+    ['TLS asked of the plain-text bridge', { DATABASE_URL: `postgresql://xyn:${ENC}@127.0.0.1/xyn?sslmode=verify-full`, DATABASE_WS_PROXY: '127.0.0.1:8089/v1' }, 'DATABASE_WS_PROXY', /bridge relays plain text/],
+    ['a host in the query, which the drivers would connect to instead', { DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn?host=db.remote.example&sslmode=disable' }, 'DATABASE_URL', /sets host in its query/],
+    ['a password in the query', { DATABASE_URL: `postgresql://xyn@db.internal/xyn?password=${ENC}` }, 'DATABASE_URL', /sets password in its query/],
+    ['plaintext opt-in not a flag', { DATABASE_ALLOW_PLAINTEXT: 'sure' }, 'DATABASE_ALLOW_PLAINTEXT', /true or false/],
     ['certificate checks turned off', { NODE_TLS_REJECT_UNAUTHORIZED: '0' }, 'NODE_TLS_REJECT_UNAUTHORIZED', /turns certificate checks off/],
   ])('%s', (_name, over, variable, expected) => {
     expect(configError(over, variable)).toMatch(expected);
@@ -156,10 +171,42 @@ describe('parseConfig: what is accepted', () => {
     expect(parse({ PUSHGATEWAY_CA_FILE: file }).pushgateway?.caFile).toBe(file);
   });
 
-  it('accepts a loopback WebSocket proxy for a local database', () => {
+  it('accepts a loopback WebSocket proxy for a loopback database', () => {
     for (const proxy of ['127.0.0.1:8089/v1', 'localhost:8089', '[::1]:8089/v1']) {
-      expect(parse({ DATABASE_WS_PROXY: proxy }).databaseWsProxy).toBe(proxy);
+      expect(parse({ DATABASE_URL: 'postgresql://xyn@127.0.0.1:5432/xyn', DATABASE_WS_PROXY: proxy }).databaseWsProxy).toBe(proxy);
     }
+  });
+
+  it('reads sslmode and sslrootcert as libpq does, with verify-full the default for a remote host', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xyn-ca-'));
+    const ca = join(dir, 'ca.pem');
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    writeFileSync(ca, pem);
+    const tls = (url: string) => parse({ DATABASE_URL: url }).databaseTls;
+    expect(tls('postgresql://xyn@db.internal/xyn')).toEqual({ mode: 'verify-full', ca: undefined });
+    expect(tls('postgresql://xyn@127.0.0.1/xyn')).toEqual({ mode: 'prefer', ca: undefined });
+    expect(tls('postgresql://xyn@localhost/xyn?sslmode=verify-full')).toEqual({ mode: 'verify-full', ca: undefined });
+    expect(tls('postgresql://xyn@db.internal/xyn?sslmode=require')).toEqual({ mode: 'require', ca: undefined });
+    // libpq: require with a root certificate behaves like verify-ca.
+    expect(tls(`postgresql://xyn@db.internal/xyn?sslmode=require&sslrootcert=${ca}`)).toEqual({ mode: 'verify-ca', ca: pem });
+    expect(tls(`postgresql://xyn@db.internal/xyn?sslmode=verify-full&sslrootcert=${ca}`)).toEqual({ mode: 'verify-full', ca: pem });
+    expect(tls('postgresql://xyn@db.internal/xyn?sslrootcert=system')).toEqual({ mode: 'verify-full', ca: undefined });
+    expect(tls('postgresql://xyn@127.0.0.1/xyn?sslmode=disable')).toEqual({ mode: 'disable', ca: undefined });
+  });
+
+  it('lets a remote session go unencrypted only with DATABASE_ALLOW_PLAINTEXT=true, and marks it', () => {
+    const url = 'postgresql://xyn@db.internal/xyn?sslmode=disable';
+    expect(parse({ DATABASE_URL: url, DATABASE_ALLOW_PLAINTEXT: 'true' }).databasePlaintextToRemote).toBe(true);
+    expect(parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_ALLOW_PLAINTEXT: 'true' }).databasePlaintextToRemote).toBe(false);
+    expect(parse({ DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn?sslmode=disable' }).databasePlaintextToRemote).toBe(false);
+    // The bridge relays to loopback only: no opt-in makes it carry a remote session.
+    expect(() => parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_WS_PROXY: '127.0.0.1:8089', DATABASE_ALLOW_PLAINTEXT: 'true' })).toThrow(/not loopback/);
+  });
+
+  it('accepts a remote Neon-compatible proxy over wss:// only', () => {
+    const config = parse({ DATABASE_WS_PROXY: 'wss://proxy.example/v1' });
+    expect(config.databaseWsProxy).toBe('wss://proxy.example/v1');
+    expect(config.databasePlaintextToRemote).toBe(false);
   });
 
   it('holds every secret form for redaction', () => {
