@@ -139,7 +139,7 @@ export interface ReceivedRequest {
 export interface TestReceiver {
   url: string;
   requests: ReceivedRequest[];
-  /** Statuses to answer with, in order; 204 once they run out. */
+  /** Statuses to answer with, in order (0: never answer); 204 once they run out. */
   script: number[];
   stop(): Promise<void>;
 }
@@ -147,6 +147,7 @@ export interface TestReceiver {
 /** A loopback remote-write receiver that records every request. */
 export async function startReceiver(path = '/api/v1/write'): Promise<TestReceiver> {
   const requests: ReceivedRequest[] = [];
+  const held: http.IncomingMessage[] = [];
   const receiver: Partial<TestReceiver> = { requests, script: [] };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -155,12 +156,19 @@ export async function startReceiver(path = '/api/v1/write'): Promise<TestReceive
       const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]));
       requests.push({ method: req.method ?? '', path: req.url ?? '', headers, body: Buffer.concat(chunks) });
       const status = receiver.script!.shift() ?? 204;
+      // 0: never answer (a hung receiver); the socket is destroyed at stop.
+      if (status === 0) return void held.push(req);
       res.writeHead(status, { 'Content-Type': 'text/plain' }).end(status >= 300 ? `scripted ${status}` : '');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   receiver.url = `http://127.0.0.1:${port}${path}`;
-  receiver.stop = () => new Promise((resolve) => server.close(() => resolve()));
+  receiver.stop = () =>
+    new Promise((resolve) => {
+      for (const req of held) req.socket.destroy();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
   return receiver as TestReceiver;
 }
