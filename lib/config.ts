@@ -444,9 +444,11 @@ function parseRemoteWriteAuth(env: Env): RemoteWriteAuth | undefined {
 function parseRemoteWrite(env: Env): RemoteWriteConfig | undefined {
   const raw = text(env, 'REMOTE_WRITE_URL');
   if (raw === undefined) {
-    const stray = ['REMOTE_WRITE_USERNAME', 'REMOTE_WRITE_PASSWORD', 'REMOTE_WRITE_TOKEN', 'REMOTE_WRITE_SIGV4', 'REMOTE_WRITE_CA_FILE'].find(
-      (name) => text(env, name) !== undefined,
-    );
+    const stray = [
+      ...['REMOTE_WRITE_USERNAME', 'REMOTE_WRITE_PASSWORD', 'REMOTE_WRITE_TOKEN', 'REMOTE_WRITE_CA_FILE'].filter((name) => text(env, name) !== undefined),
+      // The deploy template writes REMOTE_WRITE_SIGV4=false when remote write is off.
+      ...(flag(env, 'REMOTE_WRITE_SIGV4') ? ['REMOTE_WRITE_SIGV4'] : []),
+    ][0];
     if (stray) throw new ConfigError(`${stray} is set but REMOTE_WRITE_URL is not`);
     return undefined;
   }

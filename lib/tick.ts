@@ -1,6 +1,6 @@
 /**
  * One tick, shared by the Lambda handler, the CLI and the dev stack:
- * config -> database -> snapshot -> registry -> push -> log line.
+ * config -> database -> snapshot -> registry -> sinks (lib/sinks.ts: push, remote write) -> log line.
  *
  * When the database cannot be read, a registry holding only
  * xyn_collector_up 0 is pushed (PUT replaces the group, so no stale queue value

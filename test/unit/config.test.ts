@@ -218,10 +218,15 @@ describe('parseConfig: remote write', () => {
     [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_LABELS: 'job=x' }, 'REMOTE_WRITE_LABELS'],
     [{ REMOTE_WRITE_URL: 'http://mimir.example/api/v1/push', REMOTE_WRITE_CA_FILE: '/etc/ssl/ca.pem' }, 'REMOTE_WRITE_CA_FILE'],
     [{ REMOTE_WRITE_TOKEN: TOKEN }, 'REMOTE_WRITE_URL'],
+    [{ REMOTE_WRITE_SIGV4: 'true' }, 'REMOTE_WRITE_URL'],
     [{ PUSH_DRY_RUN: 'true', PUSHGATEWAY_URL: undefined, REMOTE_WRITE_URL: RW }, 'REMOTE_WRITE_URL'],
   ])('rejects %j naming %s', (over, variable) => {
     const message = configError(over as Env, variable);
     expect(message).not.toContain(RW_PASSWORD);
+  });
+
+  it('the deploy template\'s "off" values mean off', () => {
+    expect(parse({ REMOTE_WRITE_URL: '', REMOTE_WRITE_SIGV4: 'false', REMOTE_WRITE_USERNAME: '', REMOTE_WRITE_JOB: '', REMOTE_WRITE_LABELS: '' }).remoteWrite).toBeUndefined();
   });
 
   it('without either sink the error names both', () => {
