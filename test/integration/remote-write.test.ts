@@ -15,6 +15,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type Bridge } from '../../lib/bridge';
+import { parseConfig } from '../../lib/config';
+import { runTick } from '../../lib/tick';
 import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { eventually, readMonitoringFile, startOwnPushgateway, startPrometheus, type PromSample, type TestPrometheus } from '../support/prometheus';
@@ -333,6 +335,14 @@ describe('two sinks, a scripted receiver', () => {
     const line = logLine(output);
     expect(line).toMatchObject({ outcome: 'push_failed', sinks: { pushgateway: 'ok', remote_write: 'failed' } });
     expect(line.error).toMatch(/remote write attempt 1 did not finish within \d+ ms \(tick deadline/);
+  });
+
+  it('stamps every sample with the snapshot\'s database time, to the millisecond', async () => {
+    receiver.requests.length = 0;
+    const result = await runTick(parseConfig(both()), { log: () => {} });
+    const written = decodeWriteRequest(receiver.requests[0]!.body);
+    const stamps = new Set(written.series.flatMap((s) => s.samples.map((x) => x.timestampMs)));
+    expect([...stamps]).toEqual([Math.round(result.snapshot!.dbNowSeconds * 1000)]);
   });
 
   it('a failed read still writes xyn_collector_up 0 by remote write', async () => {
