@@ -22,6 +22,7 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { eventually, readMonitoringFile, startOwnPushgateway, startPrometheus, type PromSample, type TestPrometheus } from '../support/prometheus';
 import type { TestPushgateway } from '../support/pushgateway';
 import { decodeWriteRequest, startReceiver, verifySigV4, type TestReceiver } from '../support/remote-write';
+import { selfSignedCertificate, startTlsFront } from '../support/tls';
 
 const JOB = 'xyn_metrics';
 const GROUP = { job: JOB, env: 'e2e' };
@@ -388,6 +389,33 @@ describe('two sinks, a scripted receiver', () => {
     for (const output of [basic.output, bearer.output]) {
       expect(output).not.toContain('Rw-Pa55word-xyz');
       expect(output).not.toContain('rw-token-0123456789');
+    }
+  });
+
+  it('https with a private CA: REMOTE_WRITE_CA_FILE is trusted; a certificate error is never retried', async () => {
+    const cert = selfSignedCertificate('IP:127.0.0.1');
+    const wrongName = selfSignedCertificate('DNS:other.example');
+    const token = 'rw-token-abcdef0123456789';
+    const origin = new URL(receiver.url).origin;
+    const [front, wrongFront] = await Promise.all([startTlsFront(cert, origin, `Bearer ${token}`), startTlsFront(wrongName, origin, `Bearer ${token}`)]);
+    try {
+      const tls = (url: string, over: Record<string, string | undefined> = {}) =>
+        both({ PUSHGATEWAY_URL: undefined, REMOTE_WRITE_URL: `${url}/api/v1/push`, REMOTE_WRITE_TOKEN: token, ...over });
+      const trusted = await invokeCollect(tls(front.url, { REMOTE_WRITE_CA_FILE: cert.certFile }));
+      expect(trusted.result, trusted.output).toMatchObject({ outcome: 'ok' });
+
+      const untrusted = await invokeCollect(tls(front.url));
+      expect(logLine(untrusted.output)).toMatchObject({ outcome: 'push_failed', remote_write_attempts: 1 });
+      expect(logLine(untrusted.output).error).toMatch(/SELF_SIGNED|self[- ]signed/i);
+
+      const misnamed = await invokeCollect(tls(wrongFront.url, { REMOTE_WRITE_CA_FILE: wrongName.certFile }));
+      expect(logLine(misnamed.output)).toMatchObject({ outcome: 'push_failed', remote_write_attempts: 1 });
+      expect(logLine(misnamed.output).error).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID|altnames/);
+      for (const run of [trusted, untrusted, misnamed]) expect(run.output).not.toContain(token);
+    } finally {
+      await Promise.all([front.close(), wrongFront.close()]);
+      cert.dispose();
+      wrongName.dispose();
     }
   });
 });
