@@ -32,7 +32,7 @@ describe('remote-write rules under promtool', () => {
   it('promtool check rules and check config are clean', async () => {
     const result = await runPromtool(['check', 'config', 'monitoring/prometheus-remote-write.yml']);
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/rules-remote-write\.yml\n\s+SUCCESS: 16 rules found/);
+    expect(result.stdout).toMatch(/rules-remote-write\.yml\n\s+SUCCESS: 17 rules found/);
   });
 
   it('the promtool unit tests pass', async () => {
