@@ -35,8 +35,8 @@ describe('remote-write rules under promtool', () => {
     expect(result.stdout).toMatch(/rules-remote-write\.yml\n\s+SUCCESS: 17 rules found/);
   });
 
-  it('the promtool unit tests pass', async () => {
-    const result = await runPromtool(['test', 'rules', 'alerts-remote-write.test.yml'], MONITORING_DIR);
+  it.each(['alerts-remote-write.test.yml', 'rules-remote-write-days.test.yml'])('the promtool unit tests of %s pass', async (file) => {
+    const result = await runPromtool(['test', 'rules', file], MONITORING_DIR);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toContain('SUCCESS');
   });
@@ -61,10 +61,10 @@ describe('remote-write rules under promtool', () => {
       await rm(dir, { recursive: true, force: true });
     });
 
-    async function testWith(mutated: string) {
+    async function testWith(mutated: string, tests = 'alerts-remote-write.test.yml') {
       expect(mutated).not.toBe(remoteRules);
       await writeFile(path.join(dir, 'rules-remote-write.yml'), mutated);
-      const result = await runPromtool(['test', 'rules', 'alerts-remote-write.test.yml'], dir);
+      const result = await runPromtool(['test', 'rules', tests], dir);
       expect(result.code).not.toBe(0);
       return result.stdout + result.stderr;
     }
@@ -77,6 +77,11 @@ describe('remote-write rules under promtool', () => {
     it('with the age taken from the visible sample only, silence is never reported', async () => {
       const output = await testWith(remoteRules.replace('max_over_time(xyn:collector_last_sample_seconds[1d])', 'xyn:collector_last_sample_seconds'));
       expect(output).toMatch(/alertname: XynCollectorSilent, time: 20m/);
+    });
+
+    it('with a one-day memory only, a series set silent for a day is never recorded as gone', async () => {
+      const output = await testWith(remoteRules.replace('last_over_time(xyn:collector_up[1d]) unless', 'xyn:collector_up unless'), 'rules-remote-write-days.test.yml');
+      expect(output).toMatch(/expr: "xyn:collector_up:gone", time: 1d6h/);
     });
   });
 });
