@@ -25,6 +25,24 @@ export interface PushgatewayConfig {
   caFile: string | undefined;
 }
 
+export type RemoteWriteAuth =
+  | PushAuth
+  /** AWS Signature V4 (Amazon Managed Service for Prometheus): the function's role credentials from the environment. */
+  | { kind: 'sigv4'; region: string };
+
+/** Prometheus remote write 1.0 (Mimir, Cortex, Thanos Receive, AMP, Prometheus's own receiver). */
+export interface RemoteWriteConfig {
+  /** The receiver's write endpoint without userinfo, e.g. https://mimir.example/api/v1/push */
+  url: string;
+  auth: RemoteWriteAuth | undefined;
+  /** The explicit job label of every series (the Pushgateway path gets it from the group). */
+  job: string;
+  /** Static labels on every series besides job (e.g. env=prod). Never per-invocation. */
+  labels: Record<string, string>;
+  /** Extra CA bundle (PEM file path) for a receiver behind a private CA. */
+  caFile: string | undefined;
+}
+
 export interface TableName {
   schema: string | undefined;
   name: string;
@@ -83,6 +101,8 @@ export interface Config {
   /** DATABASE_ALLOW_PLAINTEXT=true let a session to a non-loopback host go unencrypted (logged every tick). */
   databasePlaintextToRemote: boolean;
   pushgateway: PushgatewayConfig | undefined;
+  /** REMOTE_WRITE_URL: a second sink, alongside or instead of the Pushgateway. */
+  remoteWrite?: RemoteWriteConfig | undefined;
   runsTable: TableName;
   /** Upper bound for one tick; the Lambda's remaining time lowers it further. */
   tickTimeoutMs: number;
@@ -115,7 +135,7 @@ export interface Config {
 export type Env = Record<string, string | undefined>;
 
 export interface ParseOptions {
-  /** The scheduled function must push; the CLI may run without a gateway. */
+  /** The scheduled function must push (to a Pushgateway or by remote write); the CLI may run without either. */
   requirePushgateway: boolean;
 }
 
@@ -310,32 +330,32 @@ function parseBearerToken(env: Env): string | undefined {
   return token;
 }
 
-function parseGrouping(raw: string | undefined): Record<string, string> {
+function parseGrouping(raw: string | undefined, variable = 'PUSHGATEWAY_GROUPING'): Record<string, string> {
   const grouping: Record<string, string> = {};
   if (raw === undefined) return grouping;
   for (const pair of raw.split(',')) {
     const [key, value, ...rest] = pair.split('=').map((s) => s.trim());
     if (!key || value === undefined || rest.length > 0) {
-      throw new ConfigError(`PUSHGATEWAY_GROUPING must look like "env=prod,region=eu", got "${raw}"`);
+      throw new ConfigError(`${variable} must look like "env=prod,region=eu", got "${raw}"`);
     }
     if (!LABEL_NAME.test(key) || key.startsWith('__') || key === 'job' || key === 'instance') {
       throw new ConfigError(
-        `PUSHGATEWAY_GROUPING label "${key}" is not allowed (a Prometheus label name, not job, instance or __*)`,
+        `${variable} label "${key}" is not allowed (a Prometheus label name, not job, instance or __*)`,
       );
     }
     if (!LABEL_VALUE.test(value)) {
       throw new ConfigError(
-        `PUSHGATEWAY_GROUPING value for "${key}" must be 1-128 of letters, digits, _ . : -`,
+        `${variable} value for "${key}" must be 1-128 of letters, digits, _ . : -`,
       );
     }
-    if (key in grouping) throw new ConfigError(`PUSHGATEWAY_GROUPING names "${key}" twice`);
+    if (key in grouping) throw new ConfigError(`${variable} names "${key}" twice`);
     grouping[key] = value;
   }
   return grouping;
 }
 
 function parsePushgateway(env: Env, isRequired: boolean): PushgatewayConfig | undefined {
-  const raw = isRequired ? required(env, 'PUSHGATEWAY_URL', 'e.g. http://pushgateway:9091') : text(env, 'PUSHGATEWAY_URL');
+  const raw = isRequired ? required(env, 'PUSHGATEWAY_URL', 'e.g. http://pushgateway:9091, unless REMOTE_WRITE_URL is set') : text(env, 'PUSHGATEWAY_URL');
   if (raw === undefined) return undefined;
   requireScheme('PUSHGATEWAY_URL', raw, 'https://pushgateway.example:9091');
   checkPortText('PUSHGATEWAY_URL', raw);
@@ -401,11 +421,97 @@ function readPemFile(what: string, path: string): string {
   return pem;
 }
 
-function caFile(path: string | undefined, url: URL): string | undefined {
+/** The CA bundle of a sink must exist and hold a PEM certificate now, not fail at the first push. */
+function caFile(path: string | undefined, url: URL, variable = 'PUSHGATEWAY_CA_FILE', urlVariable = 'PUSHGATEWAY_URL'): string | undefined {
   if (path === undefined) return undefined;
-  if (url.protocol !== 'https:') throw new ConfigError('PUSHGATEWAY_CA_FILE is set but PUSHGATEWAY_URL is not https://');
-  readPemFile('PUSHGATEWAY_CA_FILE', path);
+  if (url.protocol !== 'https:') throw new ConfigError(`${variable} is set but ${urlVariable} is not https://`);
+  readPemFile(variable, path);
   return path;
+}
+
+const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
+function parseRemoteWriteAuth(env: Env): RemoteWriteAuth | undefined {
+  const username = text(env, 'REMOTE_WRITE_USERNAME');
+  const password = text(env, 'REMOTE_WRITE_PASSWORD');
+  const token = text(env, 'REMOTE_WRITE_TOKEN');
+  const sigv4 = flag(env, 'REMOTE_WRITE_SIGV4');
+  const chosen = [
+    ...(username !== undefined || password !== undefined ? ['REMOTE_WRITE_USERNAME/PASSWORD'] : []),
+    ...(token !== undefined ? ['REMOTE_WRITE_TOKEN'] : []),
+    ...(sigv4 ? ['REMOTE_WRITE_SIGV4'] : []),
+  ];
+  if (chosen.length > 1) throw new ConfigError(`remote write takes one kind of auth; ${chosen.join(' and ')} are both set`);
+  if (token !== undefined) {
+    checkSecretText('REMOTE_WRITE_TOKEN', token);
+    return { kind: 'bearer', token };
+  }
+  if (username !== undefined || password !== undefined) {
+    if (username === undefined) throw new ConfigError('REMOTE_WRITE_PASSWORD is set but REMOTE_WRITE_USERNAME is not');
+    if (password === undefined) throw new ConfigError('REMOTE_WRITE_USERNAME is set but REMOTE_WRITE_PASSWORD is not');
+    if (username.includes(':')) throw new ConfigError('REMOTE_WRITE_USERNAME must not contain ":" (basic auth separates user and password with it)');
+    checkSecretText('REMOTE_WRITE_USERNAME', username);
+    checkSecretText('REMOTE_WRITE_PASSWORD', password);
+    return { kind: 'basic', username, password };
+  }
+  if (sigv4) {
+    // Lambda sets AWS_REGION; REMOTE_WRITE_REGION names the workspace's region when it differs.
+    const region = text(env, 'REMOTE_WRITE_REGION') ?? text(env, 'AWS_REGION');
+    if (region === undefined) throw new ConfigError('REMOTE_WRITE_SIGV4=true needs REMOTE_WRITE_REGION (or AWS_REGION), the AMP workspace\'s region');
+    if (!AWS_REGION.test(region)) throw new ConfigError(`REMOTE_WRITE_REGION must be an AWS region such as eu-west-1, got "${region.slice(0, 40)}"`);
+    return { kind: 'sigv4', region };
+  }
+  return undefined;
+}
+
+/** REMOTE_WRITE_*: undefined unless REMOTE_WRITE_URL is set. */
+function parseRemoteWrite(env: Env): RemoteWriteConfig | undefined {
+  const raw = text(env, 'REMOTE_WRITE_URL');
+  if (raw === undefined) {
+    const stray = [
+      ...['REMOTE_WRITE_USERNAME', 'REMOTE_WRITE_PASSWORD', 'REMOTE_WRITE_TOKEN', 'REMOTE_WRITE_CA_FILE'].filter((name) => text(env, name) !== undefined),
+      // The deploy template writes REMOTE_WRITE_SIGV4=false when remote write is off.
+      ...(flag(env, 'REMOTE_WRITE_SIGV4') ? ['REMOTE_WRITE_SIGV4'] : []),
+    ][0];
+    if (stray) throw new ConfigError(`${stray} is set but REMOTE_WRITE_URL is not`);
+    return undefined;
+  }
+  requireScheme('REMOTE_WRITE_URL', raw, 'https://mimir.example/api/v1/push');
+  checkPortText('REMOTE_WRITE_URL', raw);
+  const url = parseUrl('REMOTE_WRITE_URL', raw, ['http:', 'https:']);
+  if (url.username || url.password) {
+    throw new ConfigError('REMOTE_WRITE_URL must not carry credentials; use REMOTE_WRITE_USERNAME and REMOTE_WRITE_PASSWORD');
+  }
+  if (url.hash) throw new ConfigError('REMOTE_WRITE_URL must not have a fragment');
+  if (url.pathname === '/' || url.pathname === '') {
+    throw new ConfigError('REMOTE_WRITE_URL is the write endpoint, not a base URL (e.g. …/api/v1/push for Mimir, …/api/v1/write for Prometheus)');
+  }
+  const auth = parseRemoteWriteAuth(env);
+  if (auth !== undefined && url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    throw new ConfigError('REMOTE_WRITE_URL is http:// but auth is configured: it would cross the network in clear text; use https://');
+  }
+  const job = text(env, 'REMOTE_WRITE_JOB') ?? text(env, 'PUSHGATEWAY_JOB') ?? DEFAULTS.PUSHGATEWAY_JOB;
+  if (!LABEL_VALUE.test(job)) throw new ConfigError('REMOTE_WRITE_JOB must be 1-128 of letters, digits, _ . : -');
+  // One set of static labels for both sinks unless remote write names its own.
+  const labels =
+    text(env, 'REMOTE_WRITE_LABELS') !== undefined
+      ? parseGrouping(text(env, 'REMOTE_WRITE_LABELS'), 'REMOTE_WRITE_LABELS')
+      : parseGrouping(text(env, 'PUSHGATEWAY_GROUPING'));
+  return {
+    url: url.toString(),
+    auth,
+    job,
+    labels,
+    caFile: caFile(text(env, 'REMOTE_WRITE_CA_FILE'), url, 'REMOTE_WRITE_CA_FILE', 'REMOTE_WRITE_URL'),
+  };
+}
+
+/** Every secret value a sink's auth holds, in each form it may take on the wire. */
+function authSecrets(auth: RemoteWriteAuth | undefined): string[] {
+  // The Authorization header carries base64("user:password"), which holds no base64 of the password alone.
+  if (auth?.kind === 'basic') return [auth.password, Buffer.from(`${auth.username}:${auth.password}`).toString('base64')];
+  if (auth?.kind === 'bearer') return [auth.token];
+  return [];
 }
 
 export function isNeonHost(host: string): boolean {
@@ -549,7 +655,12 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   if (dryRun && text(env, 'PUSHGATEWAY_URL') !== undefined) {
     throw new ConfigError('PUSH_DRY_RUN=true and PUSHGATEWAY_URL are both set; choose one');
   }
-  const pushgateway = parsePushgateway(env, options.requirePushgateway && !dryRun);
+  if (dryRun && text(env, 'REMOTE_WRITE_URL') !== undefined) {
+    throw new ConfigError('PUSH_DRY_RUN=true and REMOTE_WRITE_URL are both set; choose one');
+  }
+  const remoteWrite = parseRemoteWrite(env);
+  // Remote write alone is a complete sink: no Pushgateway needed then.
+  const pushgateway = parsePushgateway(env, options.requirePushgateway && !dryRun && !remoteWrite);
   const runsTable = parseTableName(text(env, 'RUNS_TABLE') ?? DEFAULTS.RUNS_TABLE);
   const estimateRaw = text(env, 'STATUS_ESTIMATE_ABOVE');
 
@@ -558,13 +669,7 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   const heartbeat = parseHeartbeat(env);
   const blueprints = parseBlueprints(env);
 
-  const secrets = [db.password, db.encodedPassword, metricsBearerToken];
-  if (pushgateway?.auth?.kind === 'basic') {
-    const { username, password } = pushgateway.auth;
-    // The Authorization header carries base64("user:password"), which holds no base64 of the password alone.
-    secrets.push(password, Buffer.from(`${username}:${password}`).toString('base64'));
-  }
-  if (pushgateway?.auth?.kind === 'bearer') secrets.push(pushgateway.auth.token);
+  const secrets = [db.password, db.encodedPassword, metricsBearerToken, ...authSecrets(pushgateway?.auth), ...authSecrets(remoteWrite?.auth)];
 
   return {
     databaseUrl: db.databaseUrl,
@@ -573,6 +678,7 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
     databaseTls: db.tls,
     databasePlaintextToRemote: db.plaintextToRemote,
     pushgateway,
+    remoteWrite,
     runsTable,
     tickTimeoutMs: integer(env, 'TICK_TIMEOUT_MS', DEFAULTS.TICK_TIMEOUT_MS, 100, 900_000),
     statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', DEFAULTS.DB_STATEMENT_TIMEOUT_MS, 10, 600_000),

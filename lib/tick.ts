@@ -1,6 +1,6 @@
 /**
  * One tick, shared by the Lambda handler, the CLI and the dev stack:
- * config -> database -> snapshot -> registry -> push -> log line.
+ * config -> database -> snapshot -> registry -> sinks (lib/sinks.ts: push, remote write) -> log line.
  *
  * When the database cannot be read, a registry holding only
  * xyn_collector_up 0 and xyn_collector_duration_seconds is pushed (PUT
@@ -14,7 +14,7 @@ import { openDatabase } from './database';
 import { deadlineBefore, deadlineIn, type Deadline } from './deadline';
 import { redactingSink, stdoutSink, type LogSink } from './log';
 import { buildRegistry } from './metrics';
-import { groupPath, PushError, pushToGateway } from './push';
+import { sendToSinks, sinkReserveMs, type SinkName } from './sinks';
 import { toBlueprintSnapshot } from './blueprints';
 import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
 import { describeError } from './redact';
@@ -37,7 +37,7 @@ export type TickOutcome = 'ok' | 'db_failed' | 'push_failed' | 'db_and_push_fail
  * A credential was refused (database SQLSTATE 28P01, gateway 401/403): the
  * handler may refetch rotated secrets and run the tick once more.
  */
-export type AuthFailure = 'database' | 'pushgateway';
+export type AuthFailure = 'database' | SinkName;
 
 export interface TickResult {
   outcome: TickOutcome;
@@ -58,14 +58,6 @@ export interface TickOptions {
   log?: LogSink;
   /** Extra fields for the log line (e.g. the Lambda request id). */
   context?: Record<string, unknown>;
-}
-
-/**
- * Time kept back from the database for the push: a database that hangs must
- * still leave time to push xyn_collector_up 0, or its old figures stay on display.
- */
-function pushReserveMs(config: Config, deadline: Deadline): number {
-  return config.pushgateway ? Math.min(config.pushAttemptTimeoutMs, deadline.remainingMs() / 3) : 0;
 }
 
 /** The statement timeout never outlives the database's share of the tick. */
@@ -162,28 +154,16 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
   const deadline = options.deadline ?? deadlineIn(config.tickTimeoutMs);
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
 
-  const dbDeadline = deadlineBefore(deadline, pushReserveMs(config, deadline), 'for the push');
+  const dbDeadline = deadlineBefore(deadline, sinkReserveMs(config, deadline), 'for the push');
   const { registry, snapshot, dbError, dbMs, dbCloseForced, dbAuthFailed, exposition: text } = await collectRegistry(config, dbDeadline);
 
-  let pushError: string | undefined;
-  let pushAuthFailed = false;
-  let pushedTo: string | undefined;
-  let attempts = 0;
-  if (config.pushgateway) {
-    try {
-      attempts = (
-        await pushToGateway(registry, config.pushgateway, deadline, {
-          attemptTimeoutMs: config.pushAttemptTimeoutMs,
-          retries: config.pushRetries,
-        })
-      ).attempts;
-      pushedTo = groupPath(config.pushgateway);
-    } catch (error) {
-      if (error instanceof PushError) attempts = error.attempts;
-      pushAuthFailed = error instanceof PushError && (error.status === 401 || error.status === 403);
-      pushError = describeError(error, config.secrets);
-    }
-  }
+  // Remote-written samples carry the database's time of the snapshot; a failed read has none, so now.
+  const sinks = await sendToSinks(registry, config, deadline, snapshot ? snapshot.dbNowSeconds * 1000 : Date.now());
+  const gateway = sinks.find((s) => s.sink === 'pushgateway');
+  const remote = sinks.find((s) => s.sink === 'remote_write');
+  const pushError = sinks.map((s) => s.error).filter(Boolean).join('; ') || undefined;
+  const pushedTo = [gateway, remote].find((s) => s && !s.error)?.target;
+  const attempts = gateway?.attempts ?? 0;
 
   const outcome: TickOutcome =
     dbError && pushError ? 'db_and_push_failed' : dbError ? 'db_failed' : pushError ? 'push_failed' : 'ok';
@@ -196,7 +176,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     durationMs: Date.now() - started,
     dbMs,
     error,
-    authFailures: [...(dbAuthFailed ? ['database' as const] : []), ...(pushAuthFailed ? ['pushgateway' as const] : [])],
+    authFailures: [...(dbAuthFailed ? ['database' as const] : []), ...sinks.filter((s) => s.credentialsRefused).map((s) => s.sink)],
   };
 
   log({
@@ -206,8 +186,11 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     ...options.context,
     duration_ms: result.durationMs,
     db_ms: dbMs,
-    pushed_to: pushedTo ?? (config.pushgateway ? undefined : 'dry-run'),
+    pushed_to: gateway ? (gateway.error ? undefined : gateway.target) : remote ? undefined : 'dry-run',
     push_attempts: config.pushgateway ? attempts : undefined,
+    ...(remote ? { remote_write_to: remote.error ? undefined : remote.target, remote_write_attempts: remote.attempts } : {}),
+    // Which sink failed, by name, when one did.
+    ...(pushError ? { sinks: Object.fromEntries(sinks.map((s) => [s.sink, s.error ? 'failed' : 'ok'])) } : {}),
     ...(dbCloseForced ? { db_close: 'cut' } : {}),
     // The opt-in is said on every tick, not once: a plain-text session must stay visible.
     ...(config.databasePlaintextToRemote ? { db_plaintext: `DATABASE_ALLOW_PLAINTEXT=true: the session to ${config.databaseHost} may be unencrypted` } : {}),

@@ -166,7 +166,13 @@ async function ready(url: string, child: ChildProcess, dataDir: string, timeoutM
  * (e.g. modified rule files); retried on a port race. Stop it to remove its
  * directory and storage.
  */
-export async function startPrometheus(config: string, files: Record<string, string> = {}, attempts = 3): Promise<TestPrometheus> {
+export async function startPrometheus(
+  config: string,
+  files: Record<string, string> = {},
+  attempts = 3,
+  /** Extra command-line flags, e.g. --web.enable-remote-write-receiver. */
+  flags: string[] = [],
+): Promise<TestPrometheus> {
   const dir = await mkdtemp(path.join(tmpdir(), 'xyn-prometheus-'));
   const configFile = path.join(dir, 'prometheus.yml');
   await writeFile(configFile, config);
@@ -178,7 +184,7 @@ export async function startPrometheus(config: string, files: Record<string, stri
     const url = `http://127.0.0.1:${port}`;
     const child = spawn(
       prometheusBinary(),
-      [`--config.file=${configFile}`, `--storage.tsdb.path=${dataDir}`, `--web.listen-address=127.0.0.1:${port}`],
+      [`--config.file=${configFile}`, `--storage.tsdb.path=${dataDir}`, `--web.listen-address=127.0.0.1:${port}`, ...flags],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let logs = '';

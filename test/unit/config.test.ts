@@ -222,3 +222,61 @@ describe('parseConfig: what is accepted', () => {
     for (const host of ['10.0.0.1', 'localhost.example', '127.0.0.1.nip.io', '::2', '0.0.0.0']) expect(isLoopbackHost(host), host).toBe(false);
   });
 });
+
+describe('parseConfig: remote write', () => {
+  const RW = 'https://mimir.example/api/v1/push';
+  const RW_PASSWORD = 'Rw-Pa55word';
+
+  it('with only REMOTE_WRITE_URL set, no Pushgateway is required; job and labels default to the push settings', () => {
+    const config = parseConfig({ DATABASE_URL: BASE.DATABASE_URL, REMOTE_WRITE_URL: RW, PUSHGATEWAY_GROUPING: 'env=prod' });
+    expect(config.pushgateway).toBeUndefined();
+    expect(config.remoteWrite).toEqual({ url: RW, auth: undefined, job: DEFAULTS.PUSHGATEWAY_JOB, labels: { env: 'prod' }, caFile: undefined });
+  });
+
+  it('REMOTE_WRITE_JOB and REMOTE_WRITE_LABELS override; both sinks may be set', () => {
+    const config = parse({ REMOTE_WRITE_URL: RW, PUSHGATEWAY_JOB: 'a', REMOTE_WRITE_JOB: 'b', REMOTE_WRITE_LABELS: 'env=dev,region=eu' });
+    expect(config.pushgateway?.job).toBe('a');
+    expect(config.remoteWrite).toMatchObject({ job: 'b', labels: { env: 'dev', region: 'eu' } });
+  });
+
+  it('basic, bearer or SigV4 auth; the secrets join the redaction list', () => {
+    const basic = parse({ REMOTE_WRITE_URL: RW, REMOTE_WRITE_USERNAME: 'tenant', REMOTE_WRITE_PASSWORD: RW_PASSWORD });
+    expect(basic.remoteWrite?.auth).toEqual({ kind: 'basic', username: 'tenant', password: RW_PASSWORD });
+    expect(basic.secrets).toEqual(expect.arrayContaining([RW_PASSWORD, Buffer.from(`tenant:${RW_PASSWORD}`).toString('base64')]));
+    const bearer = parse({ REMOTE_WRITE_URL: RW, REMOTE_WRITE_TOKEN: TOKEN });
+    expect(bearer.remoteWrite?.auth).toEqual({ kind: 'bearer', token: TOKEN });
+    expect(bearer.secrets).toContain(TOKEN);
+    const amp = 'https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write';
+    expect(parse({ REMOTE_WRITE_URL: amp, REMOTE_WRITE_SIGV4: 'true', AWS_REGION: 'eu-west-1' }).remoteWrite?.auth).toEqual({ kind: 'sigv4', region: 'eu-west-1' });
+    expect(parse({ REMOTE_WRITE_URL: amp, REMOTE_WRITE_SIGV4: 'true', AWS_REGION: 'eu-west-1', REMOTE_WRITE_REGION: 'us-east-2' }).remoteWrite?.auth).toEqual({ kind: 'sigv4', region: 'us-east-2' });
+  });
+
+  it.each([
+    [{ REMOTE_WRITE_URL: 'mimir.example/api/v1/push' }, 'REMOTE_WRITE_URL'],
+    [{ REMOTE_WRITE_URL: 'https://mimir.example' }, 'REMOTE_WRITE_URL'],
+    [{ REMOTE_WRITE_URL: `https://u:${RW_PASSWORD}@mimir.example/api/v1/push` }, 'REMOTE_WRITE_USERNAME'],
+    [{ REMOTE_WRITE_URL: 'http://mimir.example/api/v1/push', REMOTE_WRITE_TOKEN: TOKEN }, 'REMOTE_WRITE_URL'],
+    [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_TOKEN: TOKEN, REMOTE_WRITE_SIGV4: 'true' }, 'REMOTE_WRITE_TOKEN and REMOTE_WRITE_SIGV4'],
+    [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_PASSWORD: RW_PASSWORD }, 'REMOTE_WRITE_USERNAME'],
+    [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_SIGV4: 'true', AWS_REGION: undefined }, 'REMOTE_WRITE_REGION'],
+    [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_SIGV4: 'true', REMOTE_WRITE_REGION: 'Europe' }, 'REMOTE_WRITE_REGION'],
+    [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_SIGV4: 'yes' }, 'REMOTE_WRITE_SIGV4'],
+    [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_JOB: 'a b' }, 'REMOTE_WRITE_JOB'],
+    [{ REMOTE_WRITE_URL: RW, REMOTE_WRITE_LABELS: 'job=x' }, 'REMOTE_WRITE_LABELS'],
+    [{ REMOTE_WRITE_URL: 'http://mimir.example/api/v1/push', REMOTE_WRITE_CA_FILE: '/etc/ssl/ca.pem' }, 'REMOTE_WRITE_CA_FILE'],
+    [{ REMOTE_WRITE_TOKEN: TOKEN }, 'REMOTE_WRITE_URL'],
+    [{ REMOTE_WRITE_SIGV4: 'true' }, 'REMOTE_WRITE_URL'],
+    [{ PUSH_DRY_RUN: 'true', PUSHGATEWAY_URL: undefined, REMOTE_WRITE_URL: RW }, 'REMOTE_WRITE_URL'],
+  ])('rejects %j naming %s', (over, variable) => {
+    const message = configError(over as Env, variable);
+    expect(message).not.toContain(RW_PASSWORD);
+  });
+
+  it('the deploy template\'s "off" values mean off', () => {
+    expect(parse({ REMOTE_WRITE_URL: '', REMOTE_WRITE_SIGV4: 'false', REMOTE_WRITE_USERNAME: '', REMOTE_WRITE_JOB: '', REMOTE_WRITE_LABELS: '' }).remoteWrite).toBeUndefined();
+  });
+
+  it('without either sink the error names both', () => {
+    expect(configError({ PUSHGATEWAY_URL: undefined }, 'PUSHGATEWAY_URL')).toContain('REMOTE_WRITE_URL');
+  });
+});

@@ -43,7 +43,7 @@ describe('the dashboard with several environments', () => {
       includeAll: true,
       allValue: '.*',
       datasource: { type: 'prometheus', uid: '${datasource}' },
-      query: { query: 'label_values(push_time_seconds{job="$job"}, env)' },
+      query: { query: 'label_values(xyn_collector_up{job="$job"}, env)' },
     });
     const names = dashboard.templating.list.map((v) => v.name);
     // env's query reads $job, so it must come after it.
