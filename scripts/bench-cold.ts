@@ -33,13 +33,13 @@ export interface PackageResult {
  * (a deploy needs an explicit region; any placeholder does for packaging).
  * Throws with its output on failure.
  */
-export function packageFunction(root: string, env: Record<string, string> = { AWS_REGION: 'eu-west-1' }): PackageResult {
+export function packageFunction(root: string, env: Record<string, string> = { AWS_REGION: 'eu-west-1' }, args: string[] = []): PackageResult {
   const started = performance.now();
   const outDir = mkdtempSync(path.join(tmpdir(), 'xyn-package-'));
   // serverless-esbuild's work folder too is our own (serverless.yml reads ESBUILD_WORK_FOLDER),
   // so a packaging or `serverless offline` running at the same time cannot clean ours away.
   const workFolder = path.join('.tmp', `package-${path.basename(outDir)}`);
-  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir], {
+  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir, ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 180_000,
