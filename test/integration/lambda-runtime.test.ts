@@ -10,7 +10,8 @@
  * cached outside the clone); if it cannot be had, this file fails.
  */
 
-import { rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ import { baseEnv, expectKnownQueue, pushTime, seedKnownQueue, startStack, type S
 import { scheduledEvent } from '../support/lambda';
 import { RUNTIME_NODE, runtimeClient, startRuntimeApi, startRuntimeClient, type RuntimeApi, type RuntimeProcess } from '../support/lambda-runtime';
 import { sample } from '../support/pushgateway';
+import { selfSignedCertificate, startTlsFront, type Certificate, type TlsFront } from '../support/tls';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const job = 'xyn_ric';
@@ -106,5 +108,52 @@ describe('the packaged zip under AWS\'s runtime interface client', () => {
     const next = await api.invoke(scheduledEvent());
     expect(next.kind, container.output()).toBe('response');
     expectKnownQueue(await stack.gateway.scrape(), job);
+  });
+});
+
+describe('a private CA bundle deployed in the package (PUSHGATEWAY_CA_FILE)', () => {
+  const caDir = path.join('.tmp', `ric-ca-${randomBytes(4).toString('hex')}`);
+  let certificate: Certificate;
+  let withCa: PackageResult;
+  let caRoot: string;
+  let front: TlsFront;
+  let caApi: RuntimeApi;
+  let caContainer: RuntimeProcess;
+  let deployedEnv: Record<string, string>;
+
+  beforeAll(async () => {
+    certificate = selfSignedCertificate('IP:127.0.0.1');
+    mkdirSync(path.join(root, caDir), { recursive: true });
+    writeFileSync(path.join(root, caDir, 'pushgateway-ca.pem'), certificate.cert);
+    withCa = packageFunction(root, { AWS_REGION: 'eu-west-1', PUSHGATEWAY_CA_FILE: `${caDir}/pushgateway-ca.pem` });
+    const template = JSON.parse(readFileSync(path.join(withCa.outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+    deployedEnv = template.Resources.CollectLambdaFunction.Properties.Environment.Variables;
+    caRoot = unzipTo(withCa.zips.collect!);
+    front = await startTlsFront(certificate, stack.gateway.url, 'Bearer ric-ca-token');
+    caApi = await startRuntimeApi();
+    const env = Object.fromEntries(Object.entries(baseEnv(stack, `${job}_ca`)).filter((e): e is [string, string] => e[1] !== undefined));
+    caContainer = startRuntimeClient(client, caApi, caRoot, 'functions/collect.collect', {
+      ...env,
+      PUSHGATEWAY_URL: front.url,
+      PUSHGATEWAY_TOKEN: 'ric-ca-token',
+      PUSHGATEWAY_CA_FILE: deployedEnv.PUSHGATEWAY_CA_FILE!,
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await caContainer?.stop();
+    await caApi?.close();
+    await front?.close();
+    certificate?.dispose();
+    for (const dir of [caRoot, withCa?.outDir, path.join(root, caDir)]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the deployed function reads the bundle from its package and pushes over TLS to a gateway of that CA', async () => {
+    expect(deployedEnv.PUSHGATEWAY_CA_FILE).toBe(`${caDir}/pushgateway-ca.pem`);
+    const outcome = await caApi.invoke(scheduledEvent());
+    expect(outcome.kind, caContainer.output()).toBe('response');
+    expect(outcome.body).toMatchObject({ outcome: 'ok' });
+    expect(front.authorizations).toContain('Bearer ric-ca-token');
+    expectKnownQueue(await stack.gateway.scrape(), `${job}_ca`);
   });
 });
