@@ -156,6 +156,17 @@ describe('the packaged deploy', () => {
     expect(run.stdout + run.stderr).toMatch(/export AWS_REGION=<region>/);
   }, 120_000);
 
+  it('packages with no network at all: no packaging step downloads anything', () => {
+    // A fresh network namespace has no route anywhere (root, as CI and this machine run).
+    const out = path.join(caDir, 'no-network');
+    const run = spawnSync('unshare', ['--net', 'bash', 'scripts/package.sh', '--package', out], {
+      cwd: root, encoding: 'utf8', timeout: 120_000,
+      env: { ...process.env, AWS_REGION: REGION, METRICS_ENDPOINT: 'on', ESBUILD_WORK_FOLDER: path.join(caDir, 'work-no-network') },
+    });
+    expect(run.status, (run.stdout + run.stderr).slice(-2000)).toBe(0);
+    expect(readdirSync(out).filter((f) => f.endsWith('.zip')).sort()).toEqual(['collect.zip', 'metrics.zip']);
+  }, 120_000);
+
   it('carries the private CA bundle in the collect zip, where PUSHGATEWAY_CA_FILE names it', () => {
     const entries = readZip(full.zips.collect!);
     const ca = entries.find((e) => e.name === fn(fullTemplate, 'collect')!.Properties.Environment.Variables.PUSHGATEWAY_CA_FILE);
