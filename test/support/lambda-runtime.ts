@@ -14,7 +14,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -149,12 +151,26 @@ export interface RuntimeProcess {
 }
 
 /**
+ * What the nodejs24.x runtime puts on NODE_PATH besides the task (its
+ * /var/runtime/node_modules): the AWS SDK v3, which the bundles keep external.
+ * Only @aws-sdk is linked in (from this project's devDependencies, when
+ * installed); its own dependencies resolve from where it really lives.
+ */
+function runtimeModules(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'xyn-runtime-modules-'));
+  mkdirSync(path.join(dir, 'node_modules'));
+  symlinkSync(path.join(ROOT, 'node_modules', '@aws-sdk'), path.join(dir, 'node_modules', '@aws-sdk'));
+  return dir;
+}
+
+/**
  * Start the runtime client on `taskRoot` (an unzipped package) for `handler`,
  * with only the variables Lambda sets plus `env`: no PATH entries into this
- * project, no node_modules, as in the real runtime.
+ * project, no node_modules but the runtime's AWS SDK, as in the real runtime.
  */
 export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: string, handler: string, env: Record<string, string>): RuntimeProcess {
   const name = `xyn-metrics-dev-${handler.split('.')[0]!.split('/').pop()}`;
+  const modules = runtimeModules();
   const child: ChildProcess = spawn(RUNTIME_NODE, [client, handler], {
     cwd: taskRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -162,6 +178,7 @@ export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: st
       PATH: '/usr/local/bin:/usr/bin:/bin',
       LANG: 'en_US.UTF-8',
       TZ: ':UTC',
+      NODE_PATH: `${path.join(modules, 'node_modules')}:${taskRoot}`,
       LAMBDA_TASK_ROOT: taskRoot,
       _HANDLER: handler,
       AWS_LAMBDA_RUNTIME_API: api.address,
@@ -186,6 +203,7 @@ export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: st
     async stop() {
       if (!done) child.kill('SIGKILL');
       await exit;
+      rmSync(modules, { recursive: true, force: true });
     },
   };
 }
