@@ -16,8 +16,10 @@
  *   parameters must be created in the same region (README, "Deploy").
  * - The metrics function and its public HTTP API exist only with METRICS_ENDPOINT=on.
  * - The collect timeout follows SAMPLES_PER_INVOCATION unless COLLECT_TIMEOUT_SECONDS says.
- * - A private CA bundle for the gateway (PUSHGATEWAY_CA_FILE, a PEM file inside
- *   the project) is carried in the collect package and named by its path there.
+ * - A private CA bundle (PUSHGATEWAY_CA_FILE, REMOTE_WRITE_CA_FILE: a PEM file
+ *   inside the project) is carried in the collect package and named by its path there.
+ * - Remote write (REMOTE_WRITE_*, docs/metrics.md) goes to collect only; with
+ *   REMOTE_WRITE_SIGV4=true the role may aps:RemoteWrite to AMP_WORKSPACE_ARN alone.
  */
 
 'use strict';
@@ -43,10 +45,13 @@ const DATABASE_SETTINGS = [
   'HEARTBEAT_TABLE', 'HEARTBEAT_WORKER_COLUMN', 'HEARTBEAT_AT_COLUMN', 'HEARTBEAT_TTL_SECONDS',
   'BLUEPRINT_COLUMN', 'RUN_STARTED_COLUMN', 'RUN_FINISHED_COLUMN', 'BLUEPRINT_WINDOW_SECONDS', 'BLUEPRINT_TOP_K',
 ];
+const DATABASE_SETTINGS_ALL = [...DATABASE_SETTINGS, 'SECRETS_CACHE_SECONDS'];
 const COLLECT_SETTINGS = [
-  ...DATABASE_SETTINGS,
+  ...DATABASE_SETTINGS_ALL,
   'PUSHGATEWAY_URL', 'PUSHGATEWAY_JOB', 'PUSHGATEWAY_GROUPING', 'PUSH_TIMEOUT_MS', 'PUSH_RETRIES',
   'MAX_EVENT_AGE_SECONDS', 'SAMPLES_PER_INVOCATION', 'SCHEDULE_PERIOD_SECONDS',
+  // Remote write (docs/metrics.md), alongside or instead of the Pushgateway.
+  'REMOTE_WRITE_URL', 'REMOTE_WRITE_JOB', 'REMOTE_WRITE_LABELS', 'REMOTE_WRITE_REGION', 'REMOTE_WRITE_SIGV4',
 ];
 /** Local only (serverless offline against a plain Postgres, docs/local.md). */
 const LOCAL_SETTINGS = ['DATABASE_WS_PROXY'];
@@ -93,36 +98,56 @@ function parameterName(env, variable, stage) {
   return name;
 }
 
-/** Secrets the Pushgateway needs: PUSHGATEWAY_AUTH=basic (username here, password in SSM), bearer (token in SSM) or none. */
-function pushgatewayAuth(env) {
-  const auth = oneOf(env, 'PUSHGATEWAY_AUTH', ['none', 'basic', 'bearer'], 'none');
-  if (auth === 'basic' && !set(env, 'PUSHGATEWAY_USERNAME')) {
-    throw new DeploySettingsError('PUSHGATEWAY_AUTH=basic needs PUSHGATEWAY_USERNAME (the password is read from SSM)');
+/**
+ * Secrets a sink (PUSHGATEWAY or REMOTE_WRITE) needs: <sink>_AUTH=basic (username
+ * here, password in SSM), bearer (token in SSM) or none.
+ */
+function sinkAuth(env, sink) {
+  const auth = oneOf(env, `${sink}_AUTH`, ['none', 'basic', 'bearer'], 'none');
+  if (auth === 'basic' && !set(env, `${sink}_USERNAME`)) {
+    throw new DeploySettingsError(`${sink}_AUTH=basic needs ${sink}_USERNAME (the password is read from SSM)`);
   }
   return {
-    settings: auth === 'basic' ? { PUSHGATEWAY_USERNAME: env.PUSHGATEWAY_USERNAME } : {},
-    secrets: auth === 'basic' ? ['PUSHGATEWAY_PASSWORD'] : auth === 'bearer' ? ['PUSHGATEWAY_TOKEN'] : [],
+    settings: auth === 'basic' ? { [`${sink}_USERNAME`]: env[`${sink}_USERNAME`] } : {},
+    secrets: auth === 'basic' ? [`${sink}_PASSWORD`] : auth === 'bearer' ? [`${sink}_TOKEN`] : [],
   };
 }
 
 /**
- * PUSHGATEWAY_CA_FILE: a PEM file inside the project (the package can only carry
- * files from here), relative path. Returned as the path the package holds it at,
- * which is also where the function reads it (Lambda runs in the package root).
+ * A CA bundle variable (PUSHGATEWAY_CA_FILE, REMOTE_WRITE_CA_FILE): a PEM file
+ * inside the project (the package can only carry files from here). Returned as
+ * the relative path the package holds it at, which is also where the function
+ * reads it (Lambda runs in the package root).
  */
-function caBundle(env, serviceDir) {
-  if (!set(env, 'PUSHGATEWAY_CA_FILE')) return undefined;
-  const file = env.PUSHGATEWAY_CA_FILE;
+function caBundle(env, name, serviceDir) {
+  if (!set(env, name)) return undefined;
+  const file = env[name];
   const relative = path.relative(serviceDir, path.resolve(serviceDir, file));
   if (relative.startsWith('..') || path.isAbsolute(relative)) {
-    throw new DeploySettingsError(`PUSHGATEWAY_CA_FILE must be a file inside the project so the package can carry it, got ${file}`);
+    throw new DeploySettingsError(`${name} must be a file inside the project so the package can carry it, got ${file}`);
   }
   const absolute = path.join(serviceDir, relative);
-  if (!existsSync(absolute)) throw new DeploySettingsError(`PUSHGATEWAY_CA_FILE does not exist: ${file}`);
+  if (!existsSync(absolute)) throw new DeploySettingsError(`${name} does not exist: ${file}`);
   if (!readFileSync(absolute, 'utf8').includes('-----BEGIN CERTIFICATE-----')) {
-    throw new DeploySettingsError(`PUSHGATEWAY_CA_FILE holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${file}`);
+    throw new DeploySettingsError(`${name} holds no PEM certificate (-----BEGIN CERTIFICATE-----): ${file}`);
   }
   return relative.split(path.sep).join('/');
+}
+
+function caBundles(env, serviceDir) {
+  return Object.fromEntries(
+    ['PUSHGATEWAY_CA_FILE', 'REMOTE_WRITE_CA_FILE'].map((name) => [name, caBundle(env, name, serviceDir)]).filter(([, file]) => file),
+  );
+}
+
+/** With REMOTE_WRITE_SIGV4=true (Amazon Managed Service for Prometheus) the role may aps:RemoteWrite to the one workspace. */
+function remoteWriteWorkspace(env) {
+  if (!['true', '1'].includes(String(env.REMOTE_WRITE_SIGV4 ?? '').toLowerCase())) return undefined;
+  const arn = env.AMP_WORKSPACE_ARN ?? '';
+  if (!/^arn:aws[a-z-]*:aps:[a-z0-9-]+:\d{12}:workspace\/[\w-]+$/.test(arn)) {
+    throw new DeploySettingsError(`REMOTE_WRITE_SIGV4=true needs AMP_WORKSPACE_ARN, the workspace's ARN (arn:aws:aps:<region>:<account>:workspace/<id>), got ${JSON.stringify(arn)}`);
+  }
+  return arn;
 }
 
 /** Seconds Lambda lets collect run: one tick, or a whole schedule period when it samples several times. */
@@ -148,28 +173,33 @@ function deploySettings(env, { region, stage, local, serviceDir }) {
       'set the region explicitly: export AWS_REGION=<region> (or --region); the SSM parameters must be created in that region too',
     );
   }
-  if (!local && !set(env, 'PUSHGATEWAY_URL')) throw new DeploySettingsError('PUSHGATEWAY_URL must be set in the deploy environment');
+  if (!local && !set(env, 'PUSHGATEWAY_URL') && !set(env, 'REMOTE_WRITE_URL')) {
+    throw new DeploySettingsError('PUSHGATEWAY_URL (or REMOTE_WRITE_URL) must be set in the deploy environment');
+  }
   const metricsEndpoint = local || oneOf(env, 'METRICS_ENDPOINT', ['on', 'off'], 'off') === 'on';
-  const auth = pushgatewayAuth(env);
-  const caFile = caBundle(env, serviceDir);
+  const pushAuth = sinkAuth(env, 'PUSHGATEWAY');
+  const writeAuth = sinkAuth(env, 'REMOTE_WRITE');
+  const caFiles = caBundles(env, serviceDir);
+  const workspace = remoteWriteWorkspace(env);
 
-  const collectSecrets = ['DATABASE_URL', ...auth.secrets];
+  const collectSecrets = ['DATABASE_URL', ...pushAuth.secrets, ...writeAuth.secrets];
   const metricsSecrets = metricsEndpoint ? ['DATABASE_URL', 'METRICS_BEARER_TOKEN'] : [];
   const collect = {
     timeout: collectTimeoutSeconds(env),
     environment: {
       PUSHGATEWAY_JOB: 'xyn_metrics',
       ...pick(env, COLLECT_SETTINGS),
-      ...auth.settings,
-      ...(caFile ? { PUSHGATEWAY_CA_FILE: caFile } : {}),
+      ...pushAuth.settings,
+      ...writeAuth.settings,
+      ...caFiles,
       ...(local ? pick(env, LOCAL_SETTINGS) : {}),
       ...secretEnvironment(env, collectSecrets, stage, local),
     },
-    packagePatterns: caFile ? [caFile] : [],
+    packagePatterns: Object.values(caFiles),
   };
   const metrics = {
     environment: {
-      ...pick(env, DATABASE_SETTINGS),
+      ...pick(env, DATABASE_SETTINGS_ALL),
       // A scrape gives up after 10 s by default; the read has to fit in the function's 10 s.
       TICK_TIMEOUT_MS: set(env, 'METRICS_TICK_TIMEOUT_MS') ? env.METRICS_TICK_TIMEOUT_MS : '8000',
       ...(local ? pick(env, LOCAL_SETTINGS) : {}),
@@ -183,12 +213,15 @@ function deploySettings(env, { region, stage, local, serviceDir }) {
     collect,
     metrics,
     parameters,
-    iamStatements: local ? [] : iamStatements(parameters, region),
+    iamStatements: local ? [] : iamStatements(parameters, region, workspace),
   };
 }
 
-/** Read exactly these parameters; decrypt only through SSM (the aws/ssm key or a customer key), in the one region. */
-function iamStatements(parameters, region) {
+/**
+ * Read exactly these parameters; decrypt only through SSM (the aws/ssm key or a
+ * customer key), in the one region; remote-write to the one AMP workspace if any.
+ */
+function iamStatements(parameters, region, workspace) {
   return [
     {
       Effect: 'Allow',
@@ -201,6 +234,7 @@ function iamStatements(parameters, region) {
       Resource: [{ 'Fn::Sub': `arn:\${AWS::Partition}:kms:${region}:\${AWS::AccountId}:key/*` }],
       Condition: { StringEquals: { 'kms:ViaService': `ssm.${region}.amazonaws.com` } },
     },
+    ...(workspace ? [{ Effect: 'Allow', Action: ['aps:RemoteWrite'], Resource: [workspace] }] : []),
   ];
 }
 

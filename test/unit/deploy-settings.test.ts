@@ -68,7 +68,7 @@ describe('deploy settings', () => {
 
   it('the region is explicit: no default for a deploy', () => {
     expect(() => deploySettings(BASE, { region: undefined, stage: 'prod', local: false, serviceDir })).toThrow(/export AWS_REGION/);
-    expect(() => deploySettings({}, { region: 'eu-west-1', stage: 'prod', local: false, serviceDir })).toThrow(/PUSHGATEWAY_URL must be set/);
+    expect(() => deploySettings({}, { region: 'eu-west-1', stage: 'prod', local: false, serviceDir })).toThrow(/PUSHGATEWAY_URL \(or REMOTE_WRITE_URL\) must be set/);
   });
 
   it('the metrics function and its HTTP API only when asked for (always under serverless offline)', () => {
@@ -106,6 +106,28 @@ describe('deploy settings', () => {
     expect(() => deploy({ PUSHGATEWAY_CA_FILE: '/etc/ssl/certs/x.pem' })).toThrow(/inside the project/);
     expect(() => deploy({ PUSHGATEWAY_CA_FILE: 'missing.pem' })).toThrow(/does not exist: missing.pem/);
     expect(() => deploy({ PUSHGATEWAY_CA_FILE: 'not-a-cert.txt' })).toThrow(/holds no PEM certificate/);
+  });
+
+  it('remote write: its settings and secrets go to collect only; SigV4 may write to the one AMP workspace', () => {
+    const arn = 'arn:aws:aps:eu-central-1:123456789012:workspace/ws-0123abcd';
+    const s = deploySettings(
+      { REMOTE_WRITE_URL: 'https://rw.example/api/v1/write', REMOTE_WRITE_AUTH: 'bearer', REMOTE_WRITE_SIGV4: 'true', AMP_WORKSPACE_ARN: arn, METRICS_ENDPOINT: 'on' },
+      { region: 'eu-central-1', stage: 'prod', local: false, serviceDir },
+    );
+    expect(s.collect.environment).toMatchObject({
+      REMOTE_WRITE_URL: 'https://rw.example/api/v1/write',
+      REMOTE_WRITE_SIGV4: 'true',
+      REMOTE_WRITE_TOKEN_SSM_PARAMETER: '/xyn-metrics/prod/remote-write-token',
+    });
+    expect(s.collect.environment).not.toHaveProperty('PUSHGATEWAY_URL');
+    expect(Object.keys(s.metrics.environment).filter((k) => k.startsWith('REMOTE_WRITE'))).toEqual([]);
+    expect(s.iamStatements.at(-1)).toEqual({ Effect: 'Allow', Action: ['aps:RemoteWrite'], Resource: [arn] });
+    expect(deploy({}).iamStatements.flatMap((st) => st.Action)).not.toContain('aps:RemoteWrite');
+    expect(() => deploy({ REMOTE_WRITE_SIGV4: 'true' })).toThrow(/REMOTE_WRITE_SIGV4=true needs AMP_WORKSPACE_ARN/);
+    expect(deploy({ REMOTE_WRITE_AUTH: 'basic', REMOTE_WRITE_USERNAME: 'w' }).collect.environment).toMatchObject({
+      REMOTE_WRITE_USERNAME: 'w',
+      REMOTE_WRITE_PASSWORD_SSM_PARAMETER: '/xyn-metrics/prod/remote-write-password',
+    });
   });
 
   it('passes through only the settings each function reads, when set', () => {
