@@ -238,9 +238,11 @@ function iamStatements(parameters, region, workspace) {
   ];
 }
 
-/** `serverless offline …` runs the handlers here, with the local environment (docs/local.md). */
-function isOffline(argv) {
-  return argv.slice(2).find((arg) => !arg.startsWith('-')) === 'offline';
+/** `serverless offline` and `serverless invoke local` run the handlers here, with the local environment (docs/local.md). */
+function isLocal(argv) {
+  const words = argv.slice(2).filter((arg) => !arg.startsWith('-'));
+  const invoke = words.indexOf('invoke');
+  return words.includes('offline') || (invoke >= 0 && words[invoke + 1] === 'local');
 }
 
 /** Called by the framework's ${file(…)} resolver. */
@@ -249,7 +251,7 @@ module.exports = async ({ options }) => {
     return deploySettings(process.env, {
       region: options.region || process.env.AWS_REGION,
       stage: options.stage || 'dev',
-      local: isOffline(process.argv),
+      local: isLocal(process.argv),
       serviceDir: path.resolve(__dirname, '..'),
     });
   } catch (error) {
@@ -258,5 +260,6 @@ module.exports = async ({ options }) => {
   }
 };
 module.exports.deploySettings = deploySettings;
+module.exports.isLocal = isLocal;
 module.exports.DeploySettingsError = DeploySettingsError;
 module.exports.SECRET_PARAMETERS = SECRET_PARAMETERS;

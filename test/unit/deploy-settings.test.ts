@@ -12,7 +12,8 @@ type Settings = {
   parameters: string[];
   iamStatements: { Action: string[]; Resource: unknown[]; Condition?: unknown }[];
 };
-const { deploySettings } = createRequire(import.meta.url)('../../scripts/deploy-settings.cjs') as {
+const { deploySettings, isLocal } = createRequire(import.meta.url)('../../scripts/deploy-settings.cjs') as {
+  isLocal: (argv: string[]) => boolean;
   deploySettings: (env: Record<string, string | undefined>, at: { region?: string; stage: string; local: boolean; serviceDir: string }) => Settings;
 };
 
@@ -77,6 +78,16 @@ describe('deploy settings', () => {
     expect(deploy({ METRICS_ENDPOINT: 'on' }).metricsEndpoint).toBe('on');
     expect(() => deploy({ METRICS_ENDPOINT: 'yes' })).toThrow(/METRICS_ENDPOINT must be one of on, off/);
     expect(deploySettings({}, { stage: 'dev', local: true, serviceDir }).metricsEndpoint).toBe('on');
+  });
+
+  it('knows a local run from a deploy by the command', () => {
+    const argv = (...args: string[]) => ['node', 'serverless', ...args];
+    expect(isLocal(argv('offline'))).toBe(true);
+    expect(isLocal(argv('--stage', 'dev', 'offline', 'start'))).toBe(true);
+    expect(isLocal(argv('invoke', 'local', '-f', 'collect'))).toBe(true);
+    expect(isLocal(argv('deploy', '--stage', 'prod'))).toBe(false);
+    expect(isLocal(argv('package'))).toBe(false);
+    expect(isLocal(argv('invoke', '-f', 'collect'))).toBe(false);
   });
 
   it('serverless offline keeps plain local secrets: no parameter names, no SSM permission', () => {
