@@ -187,7 +187,6 @@ function deploySettings(env, { region, stage, local, serviceDir }) {
   const collect = {
     timeout: collectTimeoutSeconds(env),
     environment: {
-      PUSHGATEWAY_JOB: 'xyn_metrics',
       ...pick(env, COLLECT_SETTINGS),
       ...pushAuth.settings,
       ...writeAuth.settings,

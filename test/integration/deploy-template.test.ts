@@ -98,7 +98,6 @@ describe('the packaged deploy', () => {
   it('gives each function only its own settings and the names of its own secrets', () => {
     expect(fn(fullTemplate, 'collect')!.Properties.Environment.Variables).toEqual({
       PUSHGATEWAY_URL: 'https://pushgateway.example:9091',
-      PUSHGATEWAY_JOB: 'xyn_metrics',
       PUSHGATEWAY_USERNAME: 'xyn_pusher',
       PUSHGATEWAY_CA_FILE: caFile,
       RUNS_TABLE: 'xyn.runs',
@@ -185,7 +184,6 @@ describe('the packaged deploy', () => {
     expect(Object.values(plainTemplate.Resources).filter((r) => r.Type.startsWith('AWS::ApiGatewayV2::'))).toEqual([]);
     expect(fn(plainTemplate, 'collect')!.Properties.Environment.Variables).toEqual({
       PUSHGATEWAY_URL: 'http://pushgateway.example:9091',
-      PUSHGATEWAY_JOB: 'xyn_metrics',
       DATABASE_URL_SSM_PARAMETER: '/xyn-metrics/dev/database-url',
     });
     expect(ofType(fullTemplate, 'AWS::ApiGatewayV2::Api')).toHaveLength(1);

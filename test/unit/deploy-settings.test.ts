@@ -29,7 +29,6 @@ describe('deploy settings', () => {
     const s = deploy({ DATABASE_URL: 'postgres://u:pw-in-env@db/x', METRICS_ENDPOINT: 'on', METRICS_BEARER_TOKEN: 'tok-in-env' });
     expect(s.collect.environment).toEqual({
       PUSHGATEWAY_URL: BASE.PUSHGATEWAY_URL,
-      PUSHGATEWAY_JOB: 'xyn_metrics',
       DATABASE_URL_SSM_PARAMETER: '/xyn-metrics/prod/database-url',
     });
     expect(s.metrics.environment).toEqual({
