@@ -5,39 +5,45 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 
-export const ZIP_NAME = 'xyn-metrics.zip';
+/** The scheduled function's zip (serverless.yml packages each function on its own: <function>.zip). */
+export const ZIP_NAME = 'collect.zip';
 /** The scheduled handler's bundle (serverless.yml: outputFileExtension .cjs). */
 export const BUNDLE_PATH = 'functions/collect.cjs';
 
 export interface PackageResult {
   /** The directory serverless wrote (template, state and the zip); the caller removes it. */
   outDir: string;
+  /** The collect function's zip. */
   zipPath: string;
   zipBytes: number;
+  /** Every function's zip, by function name. */
+  zips: Record<string, string>;
   packageSeconds: number;
 }
 
 /**
  * Run scripts/package.sh in `root`, writing into a fresh temporary directory
  * (`--package`) rather than .serverless/, so a concurrent packaging elsewhere
- * cannot swap the zip under us. Throws with its output on failure.
+ * cannot swap the zip under us. `env` is the deploy environment on top of ours
+ * (a deploy needs an explicit region; any placeholder does for packaging).
+ * Throws with its output on failure.
  */
-export function packageFunction(root: string): PackageResult {
+export function packageFunction(root: string, env: Record<string, string> = { AWS_REGION: 'eu-west-1' }, args: string[] = []): PackageResult {
   const started = performance.now();
   const outDir = mkdtempSync(path.join(tmpdir(), 'xyn-package-'));
   // serverless-esbuild's work folder too is our own (serverless.yml reads ESBUILD_WORK_FOLDER),
   // so a packaging or `serverless offline` running at the same time cannot clean ours away.
   const workFolder = path.join('.tmp', `package-${path.basename(outDir)}`);
-  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir], {
+  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir, ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 180_000,
-    env: { ...process.env, ESBUILD_WORK_FOLDER: workFolder },
+    env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: workFolder },
   });
   rmSync(path.join(root, workFolder), { recursive: true, force: true });
   if (run.status !== 0) {
@@ -45,7 +51,10 @@ export function packageFunction(root: string): PackageResult {
     throw new Error(`scripts/package.sh failed (exit ${run.status}):\n${(run.stdout + run.stderr).slice(-3000)}`);
   }
   const zipPath = path.join(outDir, ZIP_NAME);
-  return { outDir, zipPath, zipBytes: statSync(zipPath).size, packageSeconds: (performance.now() - started) / 1000 };
+  const zips = Object.fromEntries(
+    readdirSync(outDir).filter((f) => f.endsWith('.zip')).map((f) => [f.replace(/\.zip$/, ''), path.join(outDir, f)]),
+  );
+  return { outDir, zipPath, zipBytes: statSync(zipPath).size, zips, packageSeconds: (performance.now() - started) / 1000 };
 }
 
 export interface ZipEntry {

@@ -35,7 +35,14 @@ async function packagedResources(method: string, outDir: string): Promise<Resour
   const dir = path.join(outDir, method);
   await run('bash', ['scripts/package.sh', '--package', dir], {
     cwd: root,
-    env: { ...process.env, COLLECT_SCHEDULE_METHOD: method, COLLECT_SCHEDULE: 'rate(1 minute)' },
+    // A deploy names its region explicitly; the work folder is this run's own (parallel packagings).
+    env: {
+      ...process.env,
+      AWS_REGION: 'eu-west-1',
+      COLLECT_SCHEDULE_METHOD: method,
+      COLLECT_SCHEDULE: 'rate(1 minute)',
+      ESBUILD_WORK_FOLDER: path.join('.tmp', `late-ticks-${path.basename(outDir)}-${method}`),
+    },
     timeout: 60_000,
   });
   const template = JSON.parse(await readFile(path.join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
@@ -53,7 +60,6 @@ describe('the packaged template drops late and failed deliveries', () => {
 
   beforeAll(async () => {
     outDir = await mkdtemp(path.join(tmpdir(), 'xyn-package-'));
-    // One after the other: both runs build into the service's .esbuild directory.
     eventBus = await packagedResources('eventBus', outDir);
     scheduler = await packagedResources('scheduler', outDir);
   });

@@ -1,0 +1,159 @@
+/**
+ * The packaged collect zip, run the way Lambda runs it: unzipped (no
+ * node_modules, no sources), loaded by AWS's own runtime interface client
+ * (aws-lambda-ric) on Node 24, the nodejs24.x runtime's major, against an
+ * emulated Lambda Runtime API (test/support/lambda-runtime.ts), pushing to a
+ * real Pushgateway from a real PostgreSQL. One container (one runtime client
+ * process) serves every invocation here, as a warm Lambda does.
+ *
+ * The runtime client comes from scripts/lambda-ric.sh (built once per machine,
+ * cached outside the clone); if it cannot be had, this file fails.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageFunction, unzipTo, type PackageResult } from '../../scripts/bench-cold';
+import { baseEnv, expectKnownQueue, pushTime, seedKnownQueue, startStack, type Stack } from '../support/faults';
+import { scheduledEvent } from '../support/lambda';
+import { RUNTIME_NODE, runtimeClient, startRuntimeApi, startRuntimeClient, type RuntimeApi, type RuntimeProcess } from '../support/lambda-runtime';
+import { sample } from '../support/pushgateway';
+import { selfSignedCertificate, startTlsFront, type Certificate, type TlsFront } from '../support/tls';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const job = 'xyn_ric';
+
+let client: string;
+let packaged: PackageResult;
+let taskRoot: string;
+let stack: Stack;
+let api: RuntimeApi;
+let container: RuntimeProcess;
+/** What the container printed while serving healthy ticks only. */
+let healthyOutput = '';
+
+/** An EventBridge Scheduler event: only the input serverless.yml gives it (time, source, id). */
+function schedulerEvent(time = new Date()) {
+  return { time: time.toISOString().replace(/\.\d{3}Z$/, 'Z'), source: 'aws.scheduler', id: 'c0ffee00-0000-4000-8000-000000000001' };
+}
+
+/** Log lines the runtime client wrote at level ERROR (its format: time, request id, level, message). */
+function errorLines(output: string): string[] {
+  return output.split('\n').filter((line) => /\tERROR\t|^ERROR\b|"level":"ERROR"/.test(line));
+}
+
+beforeAll(async () => {
+  client = runtimeClient();
+  packaged = packageFunction(root, { AWS_REGION: 'eu-west-1' });
+  taskRoot = unzipTo(packaged.zips.collect!);
+  stack = await startStack('ric');
+  await seedKnownQueue(stack.db);
+  api = await startRuntimeApi();
+  const env = Object.fromEntries(Object.entries(baseEnv(stack, job)).filter((e): e is [string, string] => e[1] !== undefined));
+  container = startRuntimeClient(client, api, taskRoot, 'functions/collect.collect', env);
+}, 900_000);
+
+afterAll(async () => {
+  await container?.stop();
+  await api?.close();
+  await stack?.close();
+  if (taskRoot) rmSync(taskRoot, { recursive: true, force: true });
+  if (packaged) rmSync(packaged.outDir, { recursive: true, force: true });
+});
+
+describe('the packaged zip under AWS\'s runtime interface client', () => {
+  it('runs on the runtime\'s Node major', () => {
+    const version = spawnSync(RUNTIME_NODE, ['--version'], { encoding: 'utf8' }).stdout.trim();
+    expect(version).toMatch(/^v24\./);
+  });
+
+  it('a scheduled EventBridge event ticks and pushes', async () => {
+    const outcome = await api.invoke(scheduledEvent());
+    expect(outcome.kind, container.output()).toBe('response');
+    expect(outcome.body).toMatchObject({ outcome: 'ok' });
+    expectKnownQueue(await stack.gateway.scrape(), job);
+  });
+
+  it('an EventBridge Scheduler event ticks and pushes: a second invocation in the same container', async () => {
+    const before = pushTime(await stack.gateway.scrape(), job);
+    const outcome = await api.invoke(schedulerEvent());
+    expect(outcome.kind, container.output()).toBe('response');
+    expect(outcome.body).toMatchObject({ outcome: 'ok' });
+    const text = await stack.gateway.scrape();
+    expect(pushTime(text, job)).toBeGreaterThan(before);
+    expectKnownQueue(text, job);
+    expect(container.exited()).toBe(false);
+    expect(api.initErrors).toEqual([]);
+    healthyOutput = container.output();
+  });
+
+  it('a healthy tick writes no ERROR-level line', () => {
+    // The ticks' own JSON lines are there (the handler did log), and none is at level ERROR.
+    expect(healthyOutput).toContain('"outcome":"ok"');
+    expect(errorLines(healthyOutput)).toEqual([]);
+  });
+
+  it('a failing tick is reported as a function error, and the container serves the next one', async () => {
+    await stack.db.query(`ALTER TABLE ${stack.db.table} RENAME TO runs_away`);
+    try {
+      const outcome = await api.invoke(scheduledEvent());
+      expect(outcome.kind, container.output()).toBe('error');
+      expect(outcome.body.errorMessage).toMatch(/tick failed: database .*does not exist/);
+      expect(sample(await stack.gateway.scrape(), 'xyn_collector_up', { job })).toBe(0);
+    } finally {
+      await stack.db.query(`ALTER TABLE ${stack.db.schema}.runs_away RENAME TO runs`);
+    }
+    const next = await api.invoke(scheduledEvent());
+    expect(next.kind, container.output()).toBe('response');
+    expectKnownQueue(await stack.gateway.scrape(), job);
+  });
+});
+
+describe('a private CA bundle deployed in the package (PUSHGATEWAY_CA_FILE)', () => {
+  const caDir = path.join('.tmp', `ric-ca-${randomBytes(4).toString('hex')}`);
+  let certificate: Certificate;
+  let withCa: PackageResult;
+  let caRoot: string;
+  let front: TlsFront;
+  let caApi: RuntimeApi;
+  let caContainer: RuntimeProcess;
+  let deployedEnv: Record<string, string>;
+
+  beforeAll(async () => {
+    certificate = selfSignedCertificate('IP:127.0.0.1');
+    mkdirSync(path.join(root, caDir), { recursive: true });
+    writeFileSync(path.join(root, caDir, 'pushgateway-ca.pem'), certificate.cert);
+    withCa = packageFunction(root, { AWS_REGION: 'eu-west-1', PUSHGATEWAY_CA_FILE: `${caDir}/pushgateway-ca.pem` });
+    const template = JSON.parse(readFileSync(path.join(withCa.outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+    deployedEnv = template.Resources.CollectLambdaFunction.Properties.Environment.Variables;
+    caRoot = unzipTo(withCa.zips.collect!);
+    front = await startTlsFront(certificate, stack.gateway.url, 'Bearer ric-ca-token');
+    caApi = await startRuntimeApi();
+    const env = Object.fromEntries(Object.entries(baseEnv(stack, `${job}_ca`)).filter((e): e is [string, string] => e[1] !== undefined));
+    caContainer = startRuntimeClient(client, caApi, caRoot, 'functions/collect.collect', {
+      ...env,
+      PUSHGATEWAY_URL: front.url,
+      PUSHGATEWAY_TOKEN: 'ric-ca-token',
+      PUSHGATEWAY_CA_FILE: deployedEnv.PUSHGATEWAY_CA_FILE!,
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await caContainer?.stop();
+    await caApi?.close();
+    await front?.close();
+    certificate?.dispose();
+    for (const dir of [caRoot, withCa?.outDir, path.join(root, caDir)]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the deployed function reads the bundle from its package and pushes over TLS to a gateway of that CA', async () => {
+    expect(deployedEnv.PUSHGATEWAY_CA_FILE).toBe(`${caDir}/pushgateway-ca.pem`);
+    const outcome = await caApi.invoke(scheduledEvent());
+    expect(outcome.kind, caContainer.output()).toBe('response');
+    expect(outcome.body).toMatchObject({ outcome: 'ok' });
+    expect(front.authorizations).toContain('Bearer ric-ca-token');
+    expectKnownQueue(await stack.gateway.scrape(), `${job}_ca`);
+  });
+});
