@@ -13,7 +13,7 @@ import { parseConfig } from '../../lib/config';
 import type { LogRecord } from '../../lib/log';
 import type { QueueSnapshot } from '../../lib/snapshot';
 import { runTick } from '../../lib/tick';
-import { checkExactness, snapshotDifferences, type PlanNode } from '../../scripts/bench-db';
+import { checkExactness, snapshotDifferences, type PlanNode } from '../../scripts/bench/db';
 import { adminClient, createTestDatabase, type TestDatabase } from '../support/postgres';
 
 const THRESHOLD = 5_000;

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../lib/config';
-import { ensureDataset, type DatasetSpec } from '../../scripts/bench-data';
+import { ensureDataset, type DatasetSpec } from '../../scripts/bench/data';
 import { runsSchemaSql } from '../../scripts/runs-schema';
 import {
   checkExactness,
@@ -20,8 +20,8 @@ import {
   seqScansOn,
   snapshotDifferences,
   type PlanNode,
-} from '../../scripts/bench-db';
-import { seedQueries } from '../../scripts/bench-seed';
+} from '../../scripts/bench/db';
+import { seedQueries } from '../../scripts/bench/seed';
 import { adminClient } from '../support/postgres';
 
 const ROWS = 300_000;

@@ -19,7 +19,7 @@
  */
 
 import type pg from 'pg';
-import { runsSchemaSql } from './runs-schema';
+import { runsSchemaSql } from '../runs-schema';
 
 export const GENERATOR_VERSION = 1;
 

@@ -23,14 +23,14 @@ import { cpus, totalmem, loadavg } from 'node:os';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { bridgeTarget, startBridge } from '../lib/bridge';
-import { parseConfig, type Config } from '../lib/config';
-import { openDatabase } from '../lib/database';
-import { deadlineIn } from '../lib/deadline';
-import { runTick } from '../lib/tick';
-import { startPushgateway } from '../test/support/pushgateway';
-import { measureColdStart, median, packageFunction, readZip } from './bench-cold';
-import { ensureDataset, parseCount, parseSizeSpec } from './bench-data';
+import { bridgeTarget, startBridge } from '../../lib/bridge';
+import { parseConfig, type Config } from '../../lib/config';
+import { openDatabase } from '../../lib/database';
+import { deadlineIn } from '../../lib/deadline';
+import { runTick } from '../../lib/tick';
+import { startPushgateway } from '../../test/support/pushgateway';
+import { measureColdStart, median, packageFunction, readZip } from './cold';
+import { ensureDataset, parseCount, parseSizeSpec } from './data';
 import {
   checkExactness,
   estimateAllowance,
@@ -39,9 +39,9 @@ import {
   largestEstimateError,
   seqScansOn,
   snapshotDifferences,
-} from './bench-db';
-import { renderMarkdown, renderTable, type BenchReport, type SizeResult } from './bench-report';
-import { runSeedTick } from './bench-seed';
+} from './db';
+import { renderMarkdown, renderTable, type BenchReport, type SizeResult } from './report';
+import { runSeedTick } from './seed';
 
 const DEFAULT_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
 
@@ -90,7 +90,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--estimate-above') options.estimateAbove = parseCount(value(i++, arg));
     else if (arg === '--out') options.out = value(i++, arg);
     else if (arg === '--no-write') options.out = undefined;
-    else throw new Error(`unknown option ${arg} (see the header of scripts/bench.ts)`);
+    else throw new Error(`unknown option ${arg} (see the header of scripts/bench/main.ts)`);
   }
   options.sizes.forEach((s) => parseSizeSpec(s));
   return options;
@@ -285,7 +285,7 @@ async function main(): Promise<void> {
 
   // (c) the deployed artifact.
   log('packaging (scripts/package.sh) and timing cold starts …');
-  const root = path.resolve(import.meta.dirname, '..');
+  const root = path.resolve(import.meta.dirname, '..', '..');
   const packaged = packageFunction(root);
   let cold;
   const entries = readZip(packaged.zipPath).map((e) => ({ name: e.name, bytes: e.data.length, compressedBytes: e.compressedBytes }));

@@ -14,10 +14,10 @@
  */
 
 import type pg from 'pg';
-import { parseTableName, type TableName } from '../lib/config';
-import { queueSnapshotSql, snapshotBatchSql } from '../lib/queries';
-import { toQueueSnapshot, type QueueSnapshot } from '../lib/snapshot';
-import { seedQueries } from './bench-seed';
+import { parseTableName, type TableName } from '../../lib/config';
+import { queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
+import { toQueueSnapshot, type QueueSnapshot } from '../../lib/snapshot';
+import { seedQueries } from './seed';
 
 export interface ServerTime {
   /** Planning + execution, ms. */

@@ -142,7 +142,7 @@ export function renderMarkdown(r: BenchReport): string {
   lines.push(
     '# Benchmarks',
     '',
-    `Written by \`${r.command}\` (scripts/bench.ts); run it again to refresh this page.`,
+    `Written by \`${r.command}\` (scripts/bench/main.ts); run it again to refresh this page.`,
     '',
     '## Machine',
     '',
@@ -153,7 +153,7 @@ export function renderMarkdown(r: BenchReport): string {
     '',
     '## Method',
     '',
-    '- **Data** (scripts/bench-data.ts): a `runs` table with the schema and indexes of scripts/runs-schema.ts (the seed\'s four, plus `ix_runs_finished_at` for the opt-in extras; neither shape\'s statements use it), filled by one `INSERT … SELECT generate_series` and then `VACUUM (ANALYZE)`. Rows carry a jsonb payload (a few hundred bytes; see B/row). About 1% of the runs are QUEUED (a fifth of them with `run_at` days ahead, a tenth with no `run_at`), about 0.1% RUNNING (a tenth with an expired lease), the rest terminal (≈88% SUCCEEDED, 9% FAILED, 3% CANCELLED). Active runs are the newest ones. A size `10m@100k` is 10M runs whose active queue is that of the 100k table: the history grew 100×, the queue did not — what a table that keeps every run does over time.',
+    '- **Data** (scripts/bench/data.ts): a `runs` table with the schema and indexes of scripts/runs-schema.ts (the seed\'s four, plus `ix_runs_finished_at` for the opt-in extras; neither shape\'s statements use it), filled by one `INSERT … SELECT generate_series` and then `VACUUM (ANALYZE)`. Rows carry a jsonb payload (a few hundred bytes; see B/row). About 1% of the runs are QUEUED (a fifth of them with `run_at` days ahead, a tenth with no `run_at`), about 0.1% RUNNING (a tenth with an expired lease), the rest terminal (≈88% SUCCEEDED, 9% FAILED, 3% CANCELLED). Active runs are the newest ones. A size `10m@100k` is 10M runs whose active queue is that of the 100k table: the history grew 100×, the queue did not — what a table that keeps every run does over time.',
     '- **Database time per tick** is measured on the server: `EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON)`, planning + execution time. The collector\'s statement is explained inside the very batch the tick sends (`snapshotBatchSql`: READ ONLY REPEATABLE READ, its SET LOCALs); the seed\'s four queries each on their own, as the seed sends them, summed. Median of the rounds after one warm-up round; the three shapes run in rotating order each round. (pg_stat_statements would need a server restart to load, so it is not used.)',
     '- **Exact counts**: before timing, the collector\'s snapshot is compared, in one REPEATABLE READ transaction (one `now()`), with a brute-force reference that aggregates the whole table with index scans disabled. Every figure must be equal; in estimate mode the estimated statuses must be within 1% of the table\'s rows of their true count (ANALYZE samples 30,000 rows; that is over three standard errors) and everything else equal.' +
       ` The run stops if a check fails. Every explained plan is also walked for sequential scans of \`runs\`.`,
