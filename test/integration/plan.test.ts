@@ -31,6 +31,7 @@ const spec: DatasetSpec = {
   running: ROWS / 1000,
   schema: `plan_${randomBytes(5).toString('hex')}`,
   label: 'plan-test',
+  shape: 'newest',
 };
 const table = `${spec.schema}.runs`;
 let client: pg.Client;
