@@ -15,7 +15,7 @@ import { redactingSink, stdoutSink, type LogSink } from './log';
 import { buildRegistry } from './metrics';
 import { groupPath, PushError, pushToGateway } from './push';
 import { toBlueprintSnapshot } from './blueprints';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
+import { blueprintSql, degradedBatchSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
 import { describeError } from './redact';
 import { summarize, toQueueSnapshot, type QueueSnapshot } from './snapshot';
 import { toWorkersAlive } from './workers';
@@ -65,33 +65,69 @@ function statementBudgetMs(config: Config, deadline: Deadline): number {
 }
 
 /**
+ * The share of the statement budget the whole read may take; the rest is kept
+ * for a degraded tick's second round trip (the alerting figures alone).
+ */
+export const HISTORY_BUDGET_SHARE = 0.75;
+
+/**
  * Every SELECT of a tick, in batch order: the queue snapshot, then the opt-in
  * extras. All run in one batch, one round trip, one snapshot; an extra that is
- * not configured adds nothing to the batch.
+ * not configured adds nothing to the batch. `history: false` is a degraded
+ * tick's re-read: the queue snapshot without the terminal counts.
  */
-export function tickSelects(config: Config): string[] {
+export function tickSelects(config: Config, { history = true } = {}): string[] {
   return [
-    queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove }),
+    queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove, history }),
     ...(config.heartbeat ? [workersAliveSql(config.heartbeat)] : []),
     ...(config.blueprints ? [blueprintSql(config.runsTable, config.blueprints)] : []),
   ];
 }
 
-/** `deadline` bounds connect, statement and close; `onClosed` learns whether the close had to be cut. */
+/** An error PostgreSQL itself reported (a SQLSTATE), so the connection is still up and the transaction open. */
+function isServerError(error: unknown): boolean {
+  const e = error as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string';
+}
+
+export interface QueueRead {
+  snapshot: QueueSnapshot;
+  /** Why the whole read failed, when the tick fell back to the alerting figures alone (a degraded tick). */
+  historyError: unknown;
+}
+
+/**
+ * One round trip normally. When the server rejects the batch (the history part
+ * over its budget, a lock timeout, an error in the estimate path), a second
+ * round trip on the same connection rolls back to the savepoint and reads the
+ * alerting figures alone from the same snapshot; only if that fails too does
+ * the read fail (with the first error).
+ * `deadline` bounds connect, statements and close; `onClosed` learns whether the close had to be cut.
+ */
 export async function readQueueSnapshot(
   config: Config,
   deadline: Deadline,
   onClosed?: (closed: { forced: boolean }) => void,
-): Promise<QueueSnapshot> {
-  const statementMs = statementBudgetMs(config, deadline);
-  const sql = snapshotBatchSql(tickSelects(config), {
-    statementTimeoutMs: statementMs,
-    lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs),
+): Promise<QueueRead> {
+  const timeouts = (budgetMs: number) => ({
+    statementTimeoutMs: budgetMs,
+    lockTimeoutMs: Math.min(config.lockTimeoutMs, budgetMs),
   });
+  const historyMs = Math.max(10, Math.floor(statementBudgetMs(config, deadline) * HISTORY_BUDGET_SHARE));
   const session = await openDatabase(config, deadline);
   let results;
+  let historyError: unknown;
   try {
-    results = await session.batch(sql, deadline);
+    try {
+      results = await session.batch(snapshotBatchSql(tickSelects(config), timeouts(historyMs)), deadline);
+    } catch (error) {
+      if (!isServerError(error) || deadline.remainingMs() < 10) throw error;
+      historyError = error;
+      const sql = degradedBatchSql(tickSelects(config, { history: false }), timeouts(statementBudgetMs(config, deadline)));
+      results = await session.batch(sql, deadline).catch(() => {
+        throw error;
+      });
+    }
   } finally {
     onClosed?.(await session.close(deadline));
   }
@@ -102,7 +138,7 @@ export async function readQueueSnapshot(
   const snapshot = toQueueSnapshot(queueRow);
   if (config.heartbeat) snapshot.workersAlive = toWorkersAlive(extraRows.shift());
   if (config.blueprints) snapshot.blueprints = toBlueprintSnapshot(extraRows.shift(), config.blueprints.topK);
-  return snapshot;
+  return { snapshot, historyError };
 }
 
 export interface Collected {
@@ -112,6 +148,8 @@ export interface Collected {
   snapshot: QueueSnapshot | undefined;
   /** Why the database could not be read (redacted), when it could not. */
   dbError: string | undefined;
+  /** A degraded tick: why the terminal counts are missing (redacted); the alerting figures were read. */
+  historyError: string | undefined;
   dbMs: number;
   /** The connection would not close in time and was cut (the data was already read). */
   dbCloseForced: boolean;
@@ -128,15 +166,18 @@ export async function collectRegistry(config: Config, deadline: Deadline): Promi
   const started = Date.now();
   let snapshot: QueueSnapshot | undefined;
   let dbError: string | undefined;
+  let historyError: string | undefined;
   let dbCloseForced = false;
   try {
-    snapshot = await readQueueSnapshot(config, deadline, (closed) => (dbCloseForced = closed.forced));
+    const read = await readQueueSnapshot(config, deadline, (closed) => (dbCloseForced = closed.forced));
+    snapshot = read.snapshot;
+    if (read.historyError !== undefined) historyError = `database ${config.databaseHost}: ${describeError(read.historyError, config.secrets)}`;
   } catch (error) {
     dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
   }
   const dbMs = Date.now() - started;
   const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
-  return { registry, exposition: await registry.metrics(), snapshot, dbError, dbMs, dbCloseForced };
+  return { registry, exposition: await registry.metrics(), snapshot, dbError, historyError, dbMs, dbCloseForced };
 }
 
 export async function runTick(config: Config, options: TickOptions = {}): Promise<TickResult> {
@@ -145,7 +186,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
 
   const dbDeadline = deadlineBefore(deadline, pushReserveMs(config, deadline), 'for the push');
-  const { registry, snapshot, dbError, dbMs, dbCloseForced, exposition: text } = await collectRegistry(config, dbDeadline);
+  const { registry, snapshot, dbError, historyError, dbMs, dbCloseForced, exposition: text } = await collectRegistry(config, dbDeadline);
 
   let pushError: string | undefined;
   let pushedTo: string | undefined;
@@ -178,9 +219,10 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     error,
   };
 
+  // A degraded tick pushed every alerting gauge, so it is not a failed one; the warning says what is missing.
   log({
-    level: outcome === 'ok' ? 'info' : 'error',
-    msg: outcome === 'ok' ? 'tick' : 'tick failed',
+    level: outcome !== 'ok' ? 'error' : historyError ? 'warn' : 'info',
+    msg: outcome !== 'ok' ? 'tick failed' : historyError ? 'tick degraded' : 'tick',
     outcome,
     ...options.context,
     duration_ms: result.durationMs,
@@ -188,6 +230,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     pushed_to: pushedTo ?? (config.pushgateway ? undefined : 'dry-run'),
     push_attempts: config.pushgateway ? attempts : undefined,
     ...(dbCloseForced ? { db_close: 'cut' } : {}),
+    ...(historyError ? { degraded: `terminal counts missing: ${historyError}` } : {}),
     ...(snapshot ? { figures: summarize(snapshot) } : {}),
     ...(snapshot?.statuses.some((s) => s.estimated)
       ? { estimated_statuses: snapshot.statuses.filter((s) => s.estimated).map((s) => s.status) }
