@@ -73,6 +73,12 @@ export async function explainCollector(
   return serverTime(explainRows(await client.query(batch)));
 }
 
+/** EXPLAIN ANALYZE of a degraded tick's re-read: the alerting figures alone, no history part. */
+export async function explainAlerting(client: pg.Client, table: string): Promise<ServerTime> {
+  const sql = queueSnapshotSql({ table: parseTableName(table), estimateAbove: undefined, history: false });
+  return serverTime(explainRows(await client.query(snapshotBatchSql([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`], BATCH))));
+}
+
 /** EXPLAIN ANALYZE of each of the seed's four queries, each on its own as the seed sends them. */
 export async function explainSeed(client: pg.Client, table: string): Promise<{ totalMs: number; perQueryMs: number[] }> {
   const perQueryMs: number[] = [];
