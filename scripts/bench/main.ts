@@ -13,7 +13,8 @@
  * default configuration's threshold; default that of lib/config.ts)
  * --out FILE (default docs/benchmarks.md; --no-write to only print)  --readme FILE (default
  * README.md: its performance table, between the bench markers)  --drop (drop the
- * bench schemas afterwards). BENCH_DATABASE_URL picks the server.
+ * bench schemas afterwards). BENCH_DATABASE_URL picks the server. Every run saves its figures in
+ * .tmp/bench-last.json; `--render [FILE]` rewrites both pages from such a file without measuring.
  *
  * Per size and data shape: (a) database time per tick measured on the server,
  * (b) end-to-end tick latency through the Neon driver, the bridge and a real
@@ -145,6 +146,7 @@ async function interleaved<K extends string>(
 }
 
 async function main(): Promise<void> {
+  if (renderSaved(process.argv.slice(2))) return;
   const options = parseArgs(process.argv.slice(2));
   const url = process.env.BENCH_DATABASE_URL ?? DEFAULT_URL;
   const dbUrl = new URL(url);
@@ -336,16 +338,35 @@ async function main(): Promise<void> {
     artifact: { zipBytes: packaged.zipBytes, entries, ...cold },
   };
   process.stdout.write(`${renderTable(results)}\n\n${renderArtifactLine(report)}\n`);
+  // The raw figures, so the pages can be rendered again (--render) without measuring again.
+  mkdirSync(path.dirname(LAST_REPORT), { recursive: true });
+  writeFileSync(LAST_REPORT, `${JSON.stringify(report, null, 2)}\n`);
+  log(`saved the figures in ${LAST_REPORT}`);
+  writeReports(report, options);
+}
+
+const LAST_REPORT = '.tmp/bench-last.json';
+
+/** docs/benchmarks.md and the README's table, from one report: the two never disagree. */
+function writeReports(report: BenchReport, options: Pick<Options, 'out' | 'readme'>): void {
   if (options.out) {
     mkdirSync(path.dirname(options.out), { recursive: true });
     writeFileSync(options.out, renderMarkdown(report));
     log(`wrote ${options.out}`);
   }
-  // The README's table comes from the same run as docs/benchmarks.md, so the two never disagree.
   if (options.readme) {
     writeFileSync(options.readme, replaceReadmeTable(readFileSync(options.readme, 'utf8'), report));
     log(`updated the performance table in ${options.readme}`);
   }
+}
+
+/** `--render FILE`: write the pages from saved figures (e.g. after a change to their text). */
+function renderSaved(argv: string[]): boolean {
+  const at = argv.indexOf('--render');
+  if (at < 0) return false;
+  const file = argv[at + 1] ?? LAST_REPORT;
+  writeReports(JSON.parse(readFileSync(file, 'utf8')) as BenchReport, { out: 'docs/benchmarks.md', readme: 'README.md' });
+  return true;
 }
 
 function renderArtifactLine(report: BenchReport): string {
