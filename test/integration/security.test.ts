@@ -275,7 +275,7 @@ describe('docs/least-privilege.sql', () => {
   }
 
   it('the collector runs as the role: every gauge right, with and without planner estimates', async () => {
-    for (const extra of [{}, { STATUS_ESTIMATE_ABOVE: '1' }]) {
+    for (const extra of [{ STATUS_ESTIMATE_ABOVE: 'off' }, {}, { STATUS_ESTIMATE_ABOVE: '1' }]) {
       const run = await invokeCollect({ ...baseEnv(ctx, 'xyn_least'), DATABASE_URL: roleUrl(), ...extra });
       expectOk(run);
       expectKnownQueue(await ctx.gateway.scrape(), 'xyn_least');
