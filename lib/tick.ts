@@ -5,6 +5,8 @@
  * When the database cannot be read, a registry holding only
  * xyn_collector_up 0 is pushed (PUT replaces the group, so no stale queue value
  * stays on display) and the tick still fails, so Lambda's error metrics see it.
+ * When only counting the history fails, the tick is degraded, not failed: the
+ * alerting figures are re-read alone from the same snapshot and pushed.
  */
 
 import type { Registry } from 'prom-client';
