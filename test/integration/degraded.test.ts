@@ -15,7 +15,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type Bridge } from '../../lib/bridge';
-import { seedKnownQueue } from '../support/faults';
+import { seedKnownQueue, waitFor } from '../support/faults';
 import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
@@ -59,8 +59,8 @@ function invoke() {
     PUSHGATEWAY_URL: gateway.url,
     PUSHGATEWAY_JOB: job.job,
     RUNS_TABLE: view,
-    // The whole read gets 3/4 of this (1.5 s), the alerting re-read what is left of it.
-    DB_STATEMENT_TIMEOUT_MS: '2000',
+    // The whole read gets 3/4 of this (3 s), the alerting re-read what is left of it.
+    DB_STATEMENT_TIMEOUT_MS: '4000',
   });
 }
 
@@ -100,11 +100,21 @@ describe('a degraded tick: the history part fails, the alerting gauges are still
     expect(logLine(output)).toMatchObject({ level: 'info', msg: 'tick', outcome: 'ok' });
   });
 
-  it('pushes exact alerting gauges when the terminal counts run over their statement budget', async () => {
-    // Each terminal run costs the history part 2 s: far over its 1.5 s budget.
-    await historyReads('PERFORM pg_sleep(2);');
+  it('pushes exact alerting gauges, from the same snapshot, when the terminal counts run over their statement budget', async () => {
+    // Each terminal run costs the history part 5 s: far over its 3 s budget.
+    await historyReads('PERFORM pg_sleep(5);');
     const started = Date.now();
-    const { output, error, result } = await invoke();
+    const tick = invoke();
+    // While the history part is stuck (its snapshot taken), a new ready run is committed. The
+    // re-read must not see it: it continues the same transaction, so the same snapshot.
+    await waitFor('the tick inside its history part', async () => {
+      const rows = await db.query(`SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND backend_xmin IS NOT NULL
+        AND position('runs_gated' in query) > 0 AND position($1 in query) > 0`, [db.schema]);
+      return rows.length > 0 ? true : undefined;
+    }, 10_000);
+    await db.query(`INSERT INTO ${db.table} (status, run_at, queued_at) VALUES ('QUEUED', now(), now())`);
+    const { output, error, result } = await tick;
+    await db.query(`DELETE FROM ${db.table} WHERE id = (SELECT max(id) FROM ${db.table})`);
     expect(error).toBeUndefined();
     expect(result).toMatchObject({ outcome: 'ok' });
     const text = await gateway.scrape();
@@ -118,8 +128,8 @@ describe('a degraded tick: the history part fails, the alerting gauges are still
     const line = logLine(output);
     expect(line).toMatchObject({ level: 'warn', msg: 'tick degraded', outcome: 'ok', figures: { depth: { QUEUED: 5, RUNNING: 6 } } });
     expect(line.degraded).toMatch(/terminal counts missing: .*statement timeout/);
-    // The history part was cut at its budget, not waited out (2 s per terminal run).
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // The history part was cut at its budget, not waited out (5 s per terminal run).
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('pushes exact alerting gauges when the history part raises an error', async () => {
