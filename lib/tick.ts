@@ -115,7 +115,8 @@ export async function readQueueSnapshot(
     statementTimeoutMs: budgetMs,
     lockTimeoutMs: Math.min(config.lockTimeoutMs, budgetMs),
   });
-  const historyMs = Math.max(10, Math.floor(statementBudgetMs(config, deadline) * HISTORY_BUDGET_SHARE));
+  const budgetMs = statementBudgetMs(config, deadline);
+  const historyMs = Math.max(10, Math.floor(budgetMs * HISTORY_BUDGET_SHARE));
   const session = await openDatabase(config, deadline);
   let results;
   let historyError: unknown;
@@ -125,7 +126,9 @@ export async function readQueueSnapshot(
     } catch (error) {
       if (!isServerError(error) || deadline.remainingMs() < 10) throw error;
       historyError = error;
-      const sql = degradedBatchSql(tickSelects(config, { history: false }), timeouts(statementBudgetMs(config, deadline)));
+      // What is left of the budget: a degraded tick costs no more statement time than a whole one may.
+      const rereadMs = Math.max(10, Math.min(budgetMs - historyMs, statementBudgetMs(config, deadline)));
+      const sql = degradedBatchSql(tickSelects(config, { history: false }), timeouts(rereadMs));
       results = await session.batch(sql, deadline).catch(() => {
         throw error;
       });
