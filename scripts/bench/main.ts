@@ -169,6 +169,7 @@ async function main(): Promise<void> {
   const gateway = await startPushgateway();
   const bridge = await startBridge({ allow: [bridgeTarget(dbUrl.toString())] });
   const results: SizeResult[] = [];
+  const tables: string[] = [];
   try {
     for (const spec of options.sizes.flatMap((raw) => options.shapes.map((shape) => parseSizeSpec(raw, 'bench', shape)))) {
       const table = `${spec.schema}.runs`;
@@ -293,7 +294,19 @@ async function main(): Promise<void> {
         exactCountsVerified: true,
       };
       results.push(result);
+      tables.push(table);
       log(renderTable([result]));
+    }
+
+    // The growth target compares tables measured minutes apart, under whatever load each met; so the
+    // default configuration is also timed on every table side by side, interleaved round by round.
+    if (results.length > 1) {
+      log(`side by side: the default configuration on every table, ${options.dbRounds} rounds …`);
+      const shapes = Object.fromEntries(
+        tables.map((table, i) => [String(i), async () => (await explainCollector(client, table, options.estimateAbove)).totalMs]),
+      );
+      const sideBySide = await interleaved(options.dbRounds + 1, shapes);
+      results.forEach((r, i) => (r.db.defaultSideBySideMs = median(sideBySide[String(i)]!.slice(1))));
     }
   } finally {
     await bridge.close();

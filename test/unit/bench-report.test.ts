@@ -59,6 +59,17 @@ describe('judgeTargets', () => {
     expect(met).toEqual({ 'newest: seed': true, 'newest: growth': true, 'spread: seed': false, 'spread: growth': false });
   });
 
+  it('judges growth on the side-by-side timings when the run has them', () => {
+    const one = size('1m', 'newest', 1e6, { seed: 600, exact: 40, dflt: 10 });
+    const ten = size('10m@1m', 'newest', 1e7, { seed: 9000, exact: 900, dflt: 30 });
+    // Measured minutes apart 3x; side by side 1.2x.
+    one.db.defaultSideBySideMs = 12;
+    ten.db.defaultSideBySideMs = 14.4;
+    const growth = judgeTargets(report([one, ten])).find((v) => v.name.includes('within'))!;
+    expect(growth.met).toBe(true);
+    expect(growth.detail).toMatch(/^14\.4 ms vs 12\.0 ms = 1\.20x, timed side by side/);
+  });
+
   it('says what was not run instead of judging it', () => {
     const verdicts = judgeTargets(report([size('1m', 'newest', 1e6, { seed: 600, exact: 40, dflt: 10 })]));
     expect(verdicts.find((v) => v.name.includes('within'))).toMatchObject({ met: undefined, detail: 'sizes 1m and 10m@1m not both run' });
