@@ -170,15 +170,18 @@ export const README_TABLE_END = '<!-- bench: end of performance table -->';
 
 /** The README's performance table: database time per tick, the default configuration first. */
 export function renderReadmeTable(r: BenchReport): string {
+  // The default column compares tables, so it shows the side-by-side timings where the run has them.
+  const sideBySide = r.sizes.every((s) => s.db.defaultSideBySideMs !== undefined);
   return [
-    `| active runs | runs in the table | collector, default | collector, exact (\`STATUS_ESTIMATE_ABOVE=off\`) | seed's four queries |`,
+    `| active runs | runs in the table | collector, default${sideBySide ? ' †' : ''} | collector, exact (\`STATUS_ESTIMATE_ABOVE=off\`) | seed's four queries |`,
     '|---|---:|---:|---:|---:|',
     ...r.sizes.map(
       (s) =>
-        `| ${s.shape === 'newest' ? 'newest' : 'spread through the history'} | ${s.label === '1m' ? '1M' : `${countLabel(s.rows)}, same ${int(s.counts.QUEUED ?? 0)}-run queue`} | ${ms(s.db.defaultMs)} ms | ${ms(s.db.exactMs)} ms | ${ms(s.db.seedMs)} ms |`,
+        `| ${s.shape === 'newest' ? 'newest' : 'spread through the history'} | ${s.label === '1m' ? '1M' : `${countLabel(s.rows)}, same ${int(s.counts.QUEUED ?? 0)}-run queue`} | ${ms(sideBySide ? s.db.defaultSideBySideMs! : s.db.defaultMs)} ms | ${ms(s.db.exactMs)} ms | ${ms(s.db.seedMs)} ms |`,
     ),
     '',
-    `Measured ${r.date.slice(0, 10)} by \`${r.command}\` on ${r.machine.cpus} shared cores (load ${r.machine.loadBefore[0]!.toFixed(1)} at the start).`,
+    `Measured ${r.date.slice(0, 10)} by \`${r.command}\` on ${r.machine.cpus} cores shared with other work (load ${r.machine.loadBefore[0]!.toFixed(1)} at the start: absolute times are inflated, ratios much less).` +
+      (sideBySide ? ' † all four tables timed in the same interleaved rounds; the other columns each table in its own rounds, minutes apart.' : ''),
   ].join('\n');
 }
 
@@ -345,8 +348,8 @@ above, what the active queue costs. The normal tick stays one round trip.`;
 
 function defaultTrade(estimateAbove: number, rate: number | undefined): string {
   const rateText = rate
-    ? `here an index-only count went through ${(rate / 1e6).toFixed(0)} million entries per second under the run's load (the statuses the default estimates, over the time exact mode spent on them), so a status at the threshold costs about ${ms((estimateAbove / rate) * 1000)} ms to count`
-    : 'an index-only count goes through some ten to twenty-five million entries per second on one core here';
+    ? `Here an index-only count went through ${(rate / 1e6).toFixed(0)} million entries per second under the run's load (the statuses the default estimates, over the time exact mode spent on them), so a status at the threshold costs about ${ms((estimateAbove / rate) * 1000)} ms to count`
+    : 'An index-only count goes through some ten to twenty-five million entries per second on one core here';
   return `## The default's trade: estimates above ${int(estimateAbove)}
 
 What grows with the history is the exact count of each terminal status:
@@ -380,11 +383,12 @@ exactly; \`STATUS_ESTIMATE_ABOVE=N\` moves the threshold.
   estimates can be off by, in opposite directions. ${rateText}; with at most
   three terminal statuses below it, the exact part stays within a few tens
   of milliseconds, against a 5 s statement timeout (two orders of magnitude
-  of headroom for a small, busy compute). A lower threshold would estimate
-  smaller statuses, whose relative error is larger (a status of 50,000 in a
-  10M table is known to about 8%); a higher one buys little: above about a
-  hundred thousand runs a status is a large share of any table where counting
-  it starts to matter. A table whose statistics do not yet know a status (no
-  ANALYZE since it appeared) counts it exactly.
+  of headroom for a small, busy compute). A higher threshold lets more of the
+  history be counted on every tick (at 1,000,000, up to ten times as long per
+  status, a few hundred milliseconds for three statuses under load); a lower
+  one would estimate smaller statuses, whose relative error is larger (a
+  status of 50,000 in a 10M table is known to about 8%, against 6% at
+  100,000). A table whose statistics do not yet know a status (no ANALYZE
+  since it appeared) counts it exactly.
 `;
 }
