@@ -115,14 +115,15 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
   // A failed read still answers 200 with xyn_collector_up 0 alone, as the push does:
   // Prometheus's own `up` then says the endpoint works and this says the database does not.
   log({
-    level: collected.dbError ? 'error' : 'info',
-    msg: collected.dbError ? 'scrape failed' : 'scrape',
+    level: collected.dbError ? 'error' : collected.historyError ? 'warn' : 'info',
+    msg: collected.dbError ? 'scrape failed' : collected.historyError ? 'scrape degraded' : 'scrape',
     outcome: collected.dbError ? 'db_failed' : 'ok',
     status: 200,
     ...request,
     duration_ms: Date.now() - started,
     db_ms: collected.dbMs,
     ...(collected.snapshot ? { figures: summarize(collected.snapshot) } : {}),
+    ...(collected.historyError ? { degraded: `terminal counts missing: ${collected.historyError}` } : {}),
     ...(collected.dbError ? { error: collected.dbError } : {}),
   });
   return {

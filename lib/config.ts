@@ -112,7 +112,11 @@ export interface Config {
   pushRetries: number;
   /** A scheduled event older than this is not pushed (0 disables the check). */
   maxEventAgeSeconds: number;
-  /** Opt-in: terminal statuses above this estimated count are reported from planner statistics. */
+  /**
+   * Terminal statuses whose planner estimate is above this are reported from the
+   * statistics, not counted (DEFAULTS.STATUS_ESTIMATE_ABOVE); undefined
+   * (STATUS_ESTIMATE_ABOVE=off) counts every status exactly.
+   */
   statusEstimateAbove: number | undefined;
   /** PUSH_DRY_RUN=true: no gateway; the tick logs its exposition text instead (local use). */
   dryRun: boolean;
@@ -160,6 +164,9 @@ export const DEFAULTS = {
   HEARTBEAT_TTL_SECONDS: 60,
   BLUEPRINT_WINDOW_SECONDS: 3_600,
   BLUEPRINT_TOP_K: 20,
+  // Bounds each exact terminal count to 100k index entries, under 10 ms measured on a loaded machine
+  // (docs/benchmarks.md, "The default's trade").
+  STATUS_ESTIMATE_ABOVE: 100_000,
 } as const;
 
 /** A bearer token shorter than this is guessable; the /metrics function would be as good as open. */
@@ -191,6 +198,16 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
   }
   return value;
+}
+
+/** STATUS_ESTIMATE_ABOVE: a threshold (default DEFAULTS.STATUS_ESTIMATE_ABOVE), or `off` for exact counts. */
+function parseEstimateAbove(env: Env): number | undefined {
+  const raw = text(env, 'STATUS_ESTIMATE_ABOVE');
+  if (raw?.toLowerCase() === 'off') return undefined;
+  if (raw !== undefined && !/^\d+$/.test(raw)) {
+    throw new ConfigError(`STATUS_ESTIMATE_ABOVE must be a whole number or "off", got "${raw}"`);
+  }
+  return integer(env, 'STATUS_ESTIMATE_ABOVE', DEFAULTS.STATUS_ESTIMATE_ABOVE, 1, Number.MAX_SAFE_INTEGER);
 }
 
 /** A value without "scheme://" is never echoed: it may be a pasted password or token. */
@@ -662,7 +679,6 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
   // Remote write alone is a complete sink: no Pushgateway needed then.
   const pushgateway = parsePushgateway(env, options.requirePushgateway && !dryRun && !remoteWrite);
   const runsTable = parseTableName(text(env, 'RUNS_TABLE') ?? DEFAULTS.RUNS_TABLE);
-  const estimateRaw = text(env, 'STATUS_ESTIMATE_ABOVE');
 
   const metricsBearerToken = parseBearerToken(env);
   const sampling = parseSampling(env);
@@ -686,8 +702,7 @@ export function parseConfig(env: Env, options: ParseOptions = { requirePushgatew
     pushAttemptTimeoutMs: integer(env, 'PUSH_TIMEOUT_MS', DEFAULTS.PUSH_TIMEOUT_MS, 10, 600_000),
     pushRetries: integer(env, 'PUSH_RETRIES', DEFAULTS.PUSH_RETRIES, 0, 10),
     maxEventAgeSeconds: integer(env, 'MAX_EVENT_AGE_SECONDS', DEFAULTS.MAX_EVENT_AGE_SECONDS, 0, 86_400),
-    statusEstimateAbove:
-      estimateRaw === undefined ? undefined : integer(env, 'STATUS_ESTIMATE_ABOVE', 0, 1, Number.MAX_SAFE_INTEGER),
+    statusEstimateAbove: parseEstimateAbove(env),
     dryRun,
     ...sampling,
     metricsBearerToken,

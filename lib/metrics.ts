@@ -23,7 +23,12 @@ function define<const L extends readonly string[]>(name: string, help: string, l
 export const METRICS = {
   queueDepth: define(
     'xyn_queue_depth',
-    'Runs per status in the runs table; every status of the enum is reported, 0 when no run has it.',
+    'Runs per status in the runs table; every status of the enum is reported, 0 when no run has it. A terminal status above STATUS_ESTIMATE_ABOVE is the planner\'s estimate (see xyn_queue_depth_estimated).',
+    ['status'] as const,
+  ),
+  queueDepthEstimated: define(
+    'xyn_queue_depth_estimated',
+    '1 when xyn_queue_depth for this status is the planner\'s estimate (a terminal status above STATUS_ESTIMATE_ABOVE), 0 when it is an exact count. QUEUED and RUNNING are always exact.',
     ['status'] as const,
   ),
   readyDepth: define(
@@ -72,6 +77,11 @@ export const METRICS = {
     'Whether the last collector tick read the database: 1 when it did, 0 when it failed (queue gauges are then absent).',
     [] as const,
   ),
+  collectorDegraded: define(
+    'xyn_collector_degraded',
+    '1 when the last tick could not count the history (terminal statuses): every alerting gauge is exact and present, the terminal xyn_queue_depth series are absent. 0 when the read was whole.',
+    [] as const,
+  ),
   collectorDuration: define(
     'xyn_collector_duration_seconds',
     'Seconds the last collector tick spent connecting to and reading the database.',
@@ -110,7 +120,11 @@ export function buildRegistry(snapshot: QueueSnapshot | undefined, health: Colle
   const registry = new Registry();
   if (snapshot) {
     const depth = gauge(registry, METRICS.queueDepth);
-    for (const s of snapshot.statuses) depth.set({ status: s.status }, s.count);
+    const estimated = gauge(registry, METRICS.queueDepthEstimated);
+    for (const s of snapshot.statuses) {
+      depth.set({ status: s.status }, s.count);
+      estimated.set({ status: s.status }, s.estimated ? 1 : 0);
+    }
     gauge(registry, METRICS.readyDepth).set(snapshot.ready);
     gauge(registry, METRICS.futureDepth).set(snapshot.future);
     gauge(registry, METRICS.oldestReadySeconds).set(snapshot.oldestReadySeconds);
@@ -120,6 +134,7 @@ export function buildRegistry(snapshot: QueueSnapshot | undefined, health: Colle
     if (snapshot.blueprints) addBlueprints(registry, snapshot.blueprints);
   }
   gauge(registry, METRICS.collectorUp).set(health.up ? 1 : 0);
+  if (snapshot) gauge(registry, METRICS.collectorDegraded).set(snapshot.terminalCountsMissing ? 1 : 0);
   gauge(registry, METRICS.collectorDuration).set(health.durationSeconds);
   return registry;
 }

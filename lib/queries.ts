@@ -9,8 +9,14 @@
  * the QUEUED entries of ix_runs_status, the lease figures only the RUNNING ones.
  * Per-status depths use a loose index scan over ix_runs_status (one probe per
  * distinct status) and then one count per status; only terminal statuses grow
- * with history, and STATUS_ESTIMATE_ABOVE lets those come from the planner's
- * statistics instead.
+ * with history, so those above STATUS_ESTIMATE_ABOVE (default 100000) come from
+ * the planner's statistics instead.
+ *
+ * The history part (the terminal counts) is the one part that can outgrow its
+ * budget, so the batch sets a savepoint before the SELECT: when the SELECT
+ * fails, degradedBatchSql rolls back to it and reads the alerting figures
+ * alone, in the same transaction and so the same snapshot (a second round trip,
+ * only then).
  *
  * Identifiers are validated by config.ts and always double-quoted; numbers are
  * validated integers. Nothing else is spliced in.
@@ -22,6 +28,11 @@ export interface SnapshotQueryOptions {
   table: TableName;
   /** Terminal statuses whose estimated count exceeds this are not counted exactly. */
   estimateAbove: number | undefined;
+  /**
+   * false: the alerting figures only (QUEUED/RUNNING depth, ready, future,
+   * oldest ready, leases); terminal_statuses and enum_labels come back NULL.
+   */
+  history?: boolean;
 }
 
 export interface BatchOptions {
@@ -39,8 +50,9 @@ function int(value: number): string {
   return String(value);
 }
 
-export function queueSnapshotSql({ table, estimateAbove }: SnapshotQueryOptions): string {
+export function queueSnapshotSql({ table, estimateAbove, history = true }: SnapshotQueryOptions): string {
   const t = table.sql;
+  if (!history) return alertingSql(t);
   const regclass = `${literal(t)}::regclass`;
 
   // Exact count per present terminal status, or the planner's estimate above a threshold.
@@ -98,7 +110,18 @@ export function queueSnapshotSql({ table, estimateAbove }: SnapshotQueryOptions)
     FROM present p ${estimateJoin}
     WHERE p.status IS NOT NULL AND p.status::text NOT IN ('QUEUED', 'RUNNING')
   ),
-  queued AS (
+${activeQueueCtes(t)}
+SELECT
+${ALERTING_COLUMNS},
+  (SELECT coalesce(json_agg(json_build_object('status', status, 'count', n, 'estimated', estimated)
+                            ORDER BY status), '[]'::json) FROM terminal) AS terminal_statuses,
+  (SELECT coalesce(json_agg(status ORDER BY ord), '[]'::json) FROM enum_labels) AS enum_labels
+FROM queued, running`;
+}
+
+/** The active queue: QUEUED and RUNNING entries of ix_runs_status only. */
+function activeQueueCtes(t: string): string {
+  return `  queued AS (
     SELECT count(*) AS n,
            count(*) FILTER (WHERE q.run_at > now()) AS future,
            min(q.queued_at) FILTER (WHERE q.run_at <= now() OR q.run_at IS NULL) AS oldest_queued_at
@@ -109,25 +132,37 @@ export function queueSnapshotSql({ table, estimateAbove }: SnapshotQueryOptions)
            count(*) FILTER (WHERE l.lease_expires_at < now()) AS expired,
            count(*) FILTER (WHERE l.lease_expires_at >= now()) AS active
     FROM ${t} l WHERE l.status = 'RUNNING'
-  )
-SELECT
-  extract(epoch FROM now())::float8 AS db_now_seconds,
+  )`;
+}
+
+const ALERTING_COLUMNS = `  extract(epoch FROM now())::float8 AS db_now_seconds,
   queued.n AS queued,
   queued.n - queued.future AS ready,
   queued.future AS future,
   greatest(0, coalesce(extract(epoch FROM now() - queued.oldest_queued_at), 0))::float8 AS oldest_ready_seconds,
   running.n AS running,
   running.expired AS expired_leases,
-  running.active AS active_leases,
-  (SELECT coalesce(json_agg(json_build_object('status', status, 'count', n, 'estimated', estimated)
-                            ORDER BY status), '[]'::json) FROM terminal) AS terminal_statuses,
-  (SELECT coalesce(json_agg(status ORDER BY ord), '[]'::json) FROM enum_labels) AS enum_labels
+  running.active AS active_leases`;
+
+/** The degraded read: the alerting figures, without the history part (no terminal counts, no estimates). */
+function alertingSql(t: string): string {
+  return `WITH
+${activeQueueCtes(t)}
+SELECT
+${ALERTING_COLUMNS},
+  NULL::json AS terminal_statuses,
+  NULL::json AS enum_labels
 FROM queued, running`;
 }
+
+/** Where a failed history part is rolled back to (snapshotBatchSql sets it, degradedBatchSql uses it). */
+const HISTORY_SAVEPOINT = 'before_history';
 
 /**
  * The whole tick's database work as one simple-protocol batch (one round trip).
  * `selects` run in order inside one snapshot; their results come back in order.
+ * A savepoint precedes them so degradedBatchSql can continue the transaction
+ * after one of them failed.
  */
 export function snapshotBatchSql(selects: string[], { statementTimeoutMs, lockTimeoutMs }: BatchOptions): string {
   return [
@@ -139,6 +174,23 @@ export function snapshotBatchSql(selects: string[], { statementTimeoutMs, lockTi
     // so it over-costs the per-status counts and turns JIT on; compiling costs
     // more than the whole statement (measured: docs/benchmarks.md).
     'SET LOCAL jit = off',
+    `SAVEPOINT ${HISTORY_SAVEPOINT}`,
+    ...selects,
+    'COMMIT',
+  ].join(';\n');
+}
+
+/**
+ * The second round trip of a degraded tick, on the connection whose
+ * snapshotBatchSql failed: back to the savepoint (the transaction, and so the
+ * REPEATABLE READ snapshot and now(), carry on) and `selects` again under a
+ * fresh statement timeout.
+ */
+export function degradedBatchSql(selects: string[], { statementTimeoutMs, lockTimeoutMs }: BatchOptions): string {
+  return [
+    `ROLLBACK TO SAVEPOINT ${HISTORY_SAVEPOINT}`,
+    `SET LOCAL statement_timeout = ${int(statementTimeoutMs)}`,
+    `SET LOCAL lock_timeout = ${int(lockTimeoutMs)}`,
     ...selects,
     'COMMIT',
   ].join(';\n');

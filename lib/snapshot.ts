@@ -8,15 +8,20 @@ import type { BlueprintSnapshot } from './blueprints';
 export interface StatusCount {
   status: string;
   count: number;
-  /** True when the figure is the planner's estimate (STATUS_ESTIMATE_ABOVE). */
+  /** True when the figure is the planner's estimate (above STATUS_ESTIMATE_ABOVE), not a count. */
   estimated: boolean;
 }
 
 export interface QueueSnapshot {
   /** The database clock at the snapshot, epoch seconds. */
   dbNowSeconds: number;
-  /** Depth per status, every enum label included (0 where empty), sorted by status. */
+  /**
+   * Depth per status, every enum label included (0 where empty), sorted by
+   * status; only QUEUED and RUNNING when terminalCountsMissing.
+   */
   statuses: StatusCount[];
+  /** A degraded tick: the history part failed, so the terminal statuses are absent (not 0). */
+  terminalCountsMissing?: boolean;
   ready: number;
   future: number;
   oldestReadySeconds: number;
@@ -62,11 +67,13 @@ export function toQueueSnapshot(row: Record<string, unknown>): QueueSnapshot {
     throw new SnapshotError(`ready (${ready}) + future (${future}) != queued (${queued})`);
   }
 
+  // NULL: the alerting-only read of a degraded tick; the terminal statuses are unknown, not empty.
+  const terminalCountsMissing = row.terminal_statuses === null;
   const byStatus = new Map<string, StatusCount>();
-  for (const label of jsonArray(row.enum_labels, 'enum_labels')) {
+  for (const label of terminalCountsMissing ? [] : jsonArray(row.enum_labels, 'enum_labels')) {
     byStatus.set(String(label), { status: String(label), count: 0, estimated: false });
   }
-  for (const entry of jsonArray(row.terminal_statuses, 'terminal_statuses')) {
+  for (const entry of terminalCountsMissing ? [] : jsonArray(row.terminal_statuses, 'terminal_statuses')) {
     const e = entry as { status?: unknown; count?: unknown; estimated?: unknown };
     const status = String(e.status);
     byStatus.set(status, { status, count: count(e.count, `count of ${status}`), estimated: e.estimated === true });
@@ -83,6 +90,7 @@ export function toQueueSnapshot(row: Record<string, unknown>): QueueSnapshot {
     oldestReadySeconds: Math.max(0, seconds(row.oldest_ready_seconds, 'oldest_ready_seconds')),
     expiredLeases: count(row.expired_leases, 'expired_leases'),
     activeLeases: count(row.active_leases, 'active_leases'),
+    ...(terminalCountsMissing ? { terminalCountsMissing } : {}),
   };
 }
 

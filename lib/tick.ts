@@ -6,6 +6,8 @@
  * xyn_collector_up 0 and xyn_collector_duration_seconds is pushed (PUT
  * replaces the group, so no stale queue value stays on display) and the tick
  * still fails, so Lambda's error metrics see it.
+ * When only counting the history fails, the tick is degraded, not failed: the
+ * alerting figures are re-read alone from the same snapshot and pushed.
  */
 
 import type { Registry } from 'prom-client';
@@ -16,7 +18,7 @@ import { redactingSink, stdoutSink, type LogSink } from './log';
 import { buildRegistry } from './metrics';
 import { sendToSinks, sinkReserveMs, type SinkName } from './sinks';
 import { toBlueprintSnapshot } from './blueprints';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
+import { blueprintSql, degradedBatchSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
 import { describeError } from './redact';
 import { summarize, toQueueSnapshot, type QueueSnapshot } from './snapshot';
 import { toWorkersAlive } from './workers';
@@ -66,33 +68,72 @@ function statementBudgetMs(config: Config, deadline: Deadline): number {
 }
 
 /**
+ * The share of the statement budget the whole read may take; the rest is kept
+ * for a degraded tick's second round trip (the alerting figures alone).
+ */
+export const HISTORY_BUDGET_SHARE = 0.75;
+
+/**
  * Every SELECT of a tick, in batch order: the queue snapshot, then the opt-in
  * extras. All run in one batch, one round trip, one snapshot; an extra that is
- * not configured adds nothing to the batch.
+ * not configured adds nothing to the batch. `history: false` is a degraded
+ * tick's re-read: the queue snapshot without the terminal counts.
  */
-export function tickSelects(config: Config): string[] {
+export function tickSelects(config: Config, { history = true } = {}): string[] {
   return [
-    queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove }),
+    queueSnapshotSql({ table: config.runsTable, estimateAbove: config.statusEstimateAbove, history }),
     ...(config.heartbeat ? [workersAliveSql(config.heartbeat)] : []),
     ...(config.blueprints ? [blueprintSql(config.runsTable, config.blueprints)] : []),
   ];
 }
 
-/** `deadline` bounds connect, statement and close; `onClosed` learns whether the close had to be cut. */
+/** An error PostgreSQL itself reported (a SQLSTATE), so the connection is still up and the transaction open. */
+function isServerError(error: unknown): boolean {
+  const e = error as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string';
+}
+
+export interface QueueRead {
+  snapshot: QueueSnapshot;
+  /** Why the whole read failed, when the tick fell back to the alerting figures alone (a degraded tick). */
+  historyError: unknown;
+}
+
+/**
+ * One round trip normally. When the server rejects the batch (the history part
+ * over its budget, a lock timeout, an error in the estimate path), a second
+ * round trip on the same connection rolls back to the savepoint and reads the
+ * alerting figures alone from the same snapshot; only if that fails too does
+ * the read fail (with the first error).
+ * `deadline` bounds connect, statements and close; `onClosed` learns whether the close had to be cut.
+ */
 export async function readQueueSnapshot(
   config: Config,
   deadline: Deadline,
   onClosed?: (closed: { forced: boolean }) => void,
-): Promise<QueueSnapshot> {
-  const statementMs = statementBudgetMs(config, deadline);
-  const sql = snapshotBatchSql(tickSelects(config), {
-    statementTimeoutMs: statementMs,
-    lockTimeoutMs: Math.min(config.lockTimeoutMs, statementMs),
+): Promise<QueueRead> {
+  const timeouts = (budgetMs: number) => ({
+    statementTimeoutMs: budgetMs,
+    lockTimeoutMs: Math.min(config.lockTimeoutMs, budgetMs),
   });
+  const budgetMs = statementBudgetMs(config, deadline);
+  const historyMs = Math.max(10, Math.floor(budgetMs * HISTORY_BUDGET_SHARE));
   const session = await openDatabase(config, deadline);
   let results;
+  let historyError: unknown;
   try {
-    results = await session.batch(sql, deadline);
+    try {
+      results = await session.batch(snapshotBatchSql(tickSelects(config), timeouts(historyMs)), deadline);
+    } catch (error) {
+      if (!isServerError(error) || deadline.remainingMs() < 10) throw error;
+      historyError = error;
+      // What is left of the budget: a degraded tick costs no more statement time than a whole one may.
+      const rereadMs = Math.max(10, Math.min(budgetMs - historyMs, statementBudgetMs(config, deadline)));
+      const sql = degradedBatchSql(tickSelects(config, { history: false }), timeouts(rereadMs));
+      results = await session.batch(sql, deadline).catch(() => {
+        throw error;
+      });
+    }
   } finally {
     onClosed?.(await session.close(deadline));
   }
@@ -103,7 +144,7 @@ export async function readQueueSnapshot(
   const snapshot = toQueueSnapshot(queueRow);
   if (config.heartbeat) snapshot.workersAlive = toWorkersAlive(extraRows.shift());
   if (config.blueprints) snapshot.blueprints = toBlueprintSnapshot(extraRows.shift(), config.blueprints.topK);
-  return snapshot;
+  return { snapshot, historyError };
 }
 
 export interface Collected {
@@ -113,6 +154,8 @@ export interface Collected {
   snapshot: QueueSnapshot | undefined;
   /** Why the database could not be read (redacted), when it could not. */
   dbError: string | undefined;
+  /** A degraded tick: why the terminal counts are missing (redacted); the alerting figures were read. */
+  historyError: string | undefined;
   dbMs: number;
   /** The connection would not close in time and was cut (the data was already read). */
   dbCloseForced: boolean;
@@ -136,17 +179,20 @@ export async function collectRegistry(config: Config, deadline: Deadline): Promi
   const started = Date.now();
   let snapshot: QueueSnapshot | undefined;
   let dbError: string | undefined;
+  let historyError: string | undefined;
   let dbCloseForced = false;
   let dbAuthFailed = false;
   try {
-    snapshot = await readQueueSnapshot(config, deadline, (closed) => (dbCloseForced = closed.forced));
+    const read = await readQueueSnapshot(config, deadline, (closed) => (dbCloseForced = closed.forced));
+    snapshot = read.snapshot;
+    if (read.historyError !== undefined) historyError = `database ${config.databaseHost}: ${describeError(read.historyError, config.secrets)}`;
   } catch (error) {
     dbError = `database ${config.databaseHost}: ${describeError(error, config.secrets)}`;
     dbAuthFailed = isPasswordRefused(error);
   }
   const dbMs = Date.now() - started;
   const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
-  return { registry, exposition: await registry.metrics(), snapshot, dbError, dbMs, dbCloseForced, dbAuthFailed };
+  return { registry, exposition: await registry.metrics(), snapshot, dbError, historyError, dbMs, dbCloseForced, dbAuthFailed };
 }
 
 export async function runTick(config: Config, options: TickOptions = {}): Promise<TickResult> {
@@ -155,7 +201,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
 
   const dbDeadline = deadlineBefore(deadline, sinkReserveMs(config, deadline), 'for the push');
-  const { registry, snapshot, dbError, dbMs, dbCloseForced, dbAuthFailed, exposition: text } = await collectRegistry(config, dbDeadline);
+  const { registry, snapshot, dbError, historyError, dbMs, dbCloseForced, dbAuthFailed, exposition: text } = await collectRegistry(config, dbDeadline);
 
   // Remote-written samples carry the database's time of the snapshot; a failed read has none, so now.
   const sinks = await sendToSinks(registry, config, deadline, snapshot ? snapshot.dbNowSeconds * 1000 : Date.now());
@@ -179,9 +225,10 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     authFailures: [...(dbAuthFailed ? ['database' as const] : []), ...sinks.filter((s) => s.credentialsRefused).map((s) => s.sink)],
   };
 
+  // A degraded tick pushed every alerting gauge, so it is not a failed one; the warning says what is missing.
   log({
-    level: outcome !== 'ok' ? 'error' : config.databasePlaintextToRemote ? 'warn' : 'info',
-    msg: outcome === 'ok' ? 'tick' : 'tick failed',
+    level: outcome !== 'ok' ? 'error' : historyError || config.databasePlaintextToRemote ? 'warn' : 'info',
+    msg: outcome !== 'ok' ? 'tick failed' : historyError ? 'tick degraded' : 'tick',
     outcome,
     ...options.context,
     duration_ms: result.durationMs,
@@ -194,6 +241,7 @@ export async function runTick(config: Config, options: TickOptions = {}): Promis
     ...(dbCloseForced ? { db_close: 'cut' } : {}),
     // The opt-in is said on every tick, not once: a plain-text session must stay visible.
     ...(config.databasePlaintextToRemote ? { db_plaintext: `DATABASE_ALLOW_PLAINTEXT=true: the session to ${config.databaseHost} may be unencrypted` } : {}),
+    ...(historyError ? { degraded: `terminal counts missing: ${historyError}` } : {}),
     ...(snapshot ? { figures: summarize(snapshot) } : {}),
     ...(snapshot?.statuses.some((s) => s.estimated)
       ? { estimated_statuses: snapshot.statuses.filter((s) => s.estimated).map((s) => s.status) }

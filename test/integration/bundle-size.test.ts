@@ -24,7 +24,7 @@ import path from 'node:path';
 import { rmSync, statSync } from 'node:fs';
 import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageFunction, readZip, type PackageResult, type ZipEntry } from '../../scripts/bench-cold';
+import { packageFunction, readZip, type PackageResult, type ZipEntry } from '../../scripts/bench/cold';
 
 const PER_FUNCTION_BUDGET_BYTES = 150 * 1024;
 const LARGEST_ZIP_BYTES = 150 * 1024;

@@ -12,7 +12,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageFunction, readZip, type PackageResult } from '../../scripts/bench-cold';
+import { packageFunction, readZip, type PackageResult } from '../../scripts/bench/cold';
 import { selfSignedCertificate } from '../support/tls';
 
 const root = path.resolve(import.meta.dirname, '../..');

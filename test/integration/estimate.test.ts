@@ -13,7 +13,7 @@ import { parseConfig } from '../../lib/config';
 import type { LogRecord } from '../../lib/log';
 import type { QueueSnapshot } from '../../lib/snapshot';
 import { runTick } from '../../lib/tick';
-import { checkExactness, snapshotDifferences, type PlanNode } from '../../scripts/bench-db';
+import { checkExactness, snapshotDifferences, type PlanNode } from '../../scripts/bench/db';
 import { adminClient, createTestDatabase, type TestDatabase } from '../support/postgres';
 
 const THRESHOLD = 5_000;
@@ -130,5 +130,10 @@ describe('STATUS_ESTIMATE_ABOVE', () => {
     expect(records[0]).toMatchObject({ outcome: 'ok', estimated_statuses: ['SUCCEEDED'] });
     // The pushed text carries the estimate as a plain depth sample.
     expect(result.exposition).toMatch(new RegExp(`xyn_queue_depth\\{status="SUCCEEDED"\\} ${status(result.snapshot!, 'SUCCEEDED').count}\\n`));
+    // ... and marks it so a dashboard can tell: 1 for the estimate, 0 for every count.
+    expect(result.exposition).toContain('xyn_queue_depth_estimated{status="SUCCEEDED"} 1\n');
+    for (const counted of ['CANCELLED', 'FAILED', 'QUEUED', 'RUNNING']) {
+      expect(result.exposition).toContain(`xyn_queue_depth_estimated{status="${counted}"} 0\n`);
+    }
   });
 });

@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageFunction, unzipTo, type PackageResult } from '../../scripts/bench-cold';
+import { packageFunction, unzipTo, type PackageResult } from '../../scripts/bench/cold';
 import { baseEnv, expectKnownQueue, pushTime, seedKnownQueue, startStack, type Stack } from '../support/faults';
 import { scheduledEvent } from '../support/lambda';
 import { RUNTIME_NODE, runtimeClient, startRuntimeApi, startRuntimeClient, type RuntimeApi, type RuntimeProcess } from '../support/lambda-runtime';

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTableName } from '../../lib/config';
-import { ensureDataset, type DatasetSpec } from '../../scripts/bench-data';
+import { ensureDataset, type DatasetSpec } from '../../scripts/bench/data';
 import { runsSchemaSql } from '../../scripts/runs-schema';
 import {
   checkExactness,
@@ -20,8 +20,8 @@ import {
   seqScansOn,
   snapshotDifferences,
   type PlanNode,
-} from '../../scripts/bench-db';
-import { seedQueries } from '../../scripts/bench-seed';
+} from '../../scripts/bench/db';
+import { seedQueries } from '../../scripts/bench/seed';
 import { adminClient } from '../support/postgres';
 
 const ROWS = 300_000;
@@ -31,6 +31,7 @@ const spec: DatasetSpec = {
   running: ROWS / 1000,
   schema: `plan_${randomBytes(5).toString('hex')}`,
   label: 'plan-test',
+  shape: 'newest',
 };
 const table = `${spec.schema}.runs`;
 let client: pg.Client;

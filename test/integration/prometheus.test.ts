@@ -97,10 +97,12 @@ async function seed() {
 
 /**
  * The optional metrics another configuration adds (worker heartbeats,
- * per-blueprint figures), POSTed into the collector's group so they sit next
+ * per-blueprint figures) and an estimated status (a long history), POSTed into the collector's group so they sit next
  * to its gauges as they would when the collector pushes them itself.
  */
-const OPTIONAL_METRICS = `# TYPE xyn_workers_alive gauge
+const OPTIONAL_METRICS = `# TYPE xyn_queue_depth_estimated gauge
+xyn_queue_depth_estimated{status="SUCCEEDED"} 1
+# TYPE xyn_workers_alive gauge
 xyn_workers_alive 0
 # TYPE xyn_blueprint_run_count gauge
 xyn_blueprint_run_count{blueprint="etl",status="QUEUED"} 120

@@ -118,6 +118,7 @@ export function expectOk(run: Invocation): void {
 
 export const QUEUE_GAUGES = [
   'xyn_queue_depth',
+  'xyn_queue_depth_estimated',
   'xyn_queue_ready_depth',
   'xyn_queue_future_depth',
   'xyn_queue_oldest_ready_seconds',

@@ -46,9 +46,17 @@ describe('parseConfig: defaults', () => {
       pushAttemptTimeoutMs: DEFAULTS.PUSH_TIMEOUT_MS,
       pushRetries: DEFAULTS.PUSH_RETRIES,
       maxEventAgeSeconds: DEFAULTS.MAX_EVENT_AGE_SECONDS,
-      statusEstimateAbove: undefined,
+      statusEstimateAbove: DEFAULTS.STATUS_ESTIMATE_ABOVE,
       dryRun: false,
     });
+  });
+
+  it('estimates terminal statuses above the default threshold unless STATUS_ESTIMATE_ABOVE says otherwise', () => {
+    expect(parse().statusEstimateAbove).toBe(100_000);
+    expect(parse({ STATUS_ESTIMATE_ABOVE: '250000' }).statusEstimateAbove).toBe(250_000);
+    // "off" is the documented way to exact counts of every status.
+    expect(parse({ STATUS_ESTIMATE_ABOVE: 'off' }).statusEstimateAbove).toBeUndefined();
+    expect(parse({ STATUS_ESTIMATE_ABOVE: ' OFF ' }).statusEstimateAbove).toBeUndefined();
   });
 
   it('treats every optional variable set to "" or blanks as unset', () => {
@@ -112,6 +120,7 @@ describe('parseConfig: malformed values get one line naming the variable, never 
     ['a tick timeout below the floor', { TICK_TIMEOUT_MS: '5' }, 'TICK_TIMEOUT_MS', /between 100 and/],
     ['a non-numeric event age', { MAX_EVENT_AGE_SECONDS: 'one minute' }, 'MAX_EVENT_AGE_SECONDS', /whole number/],
     ['a zero estimate threshold', { STATUS_ESTIMATE_ABOVE: '0' }, 'STATUS_ESTIMATE_ABOVE', /between 1 and/],
+    ['an estimate threshold that is neither a number nor off', { STATUS_ESTIMATE_ABOVE: 'never' }, 'STATUS_ESTIMATE_ABOVE', /whole number or "off", got "never"/],
     ['a dry-run flag that is neither', { PUSHGATEWAY_URL: undefined, PUSH_DRY_RUN: 'maybe' }, 'PUSH_DRY_RUN', /true or false/],
     ['dry run and a gateway', { PUSH_DRY_RUN: 'true' }, 'PUSH_DRY_RUN', /choose one/],
     ['a job with a slash', { PUSHGATEWAY_JOB: 'xyn/metrics' }, 'PUSHGATEWAY_JOB', /letters, digits/],

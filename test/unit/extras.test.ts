@@ -92,7 +92,7 @@ describe('extras SQL', () => {
 
   it('adds one SELECT per configured extra to the one batch, and none otherwise', () => {
     const plain = parse({});
-    expect(tickSelects(plain)).toEqual([queueSnapshotSql({ table: plain.runsTable, estimateAbove: undefined })]);
+    expect(tickSelects(plain)).toEqual([queueSnapshotSql({ table: plain.runsTable, estimateAbove: plain.statusEstimateAbove })]);
     expect(tickSelects(parse({ HEARTBEAT_TABLE: 'hb' }))).toHaveLength(2);
     const both = tickSelects(parse({ HEARTBEAT_TABLE: 'hb', ...BLUEPRINTS }));
     expect(both).toHaveLength(3);

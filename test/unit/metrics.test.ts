@@ -28,6 +28,12 @@ describe('buildRegistry', () => {
         'xyn_queue_depth{status="QUEUED"} 3',
         'xyn_queue_depth{status="RUNNING"} 2',
         '',
+        `# HELP xyn_queue_depth_estimated ${METRICS.queueDepthEstimated.help}`,
+        '# TYPE xyn_queue_depth_estimated gauge',
+        'xyn_queue_depth_estimated{status="CANCELLED"} 0',
+        'xyn_queue_depth_estimated{status="QUEUED"} 0',
+        'xyn_queue_depth_estimated{status="RUNNING"} 0',
+        '',
         `# HELP xyn_queue_ready_depth ${METRICS.readyDepth.help}`,
         '# TYPE xyn_queue_ready_depth gauge',
         'xyn_queue_ready_depth 2',
@@ -52,12 +58,41 @@ describe('buildRegistry', () => {
         '# TYPE xyn_collector_up gauge',
         'xyn_collector_up 1',
         '',
+        `# HELP xyn_collector_degraded ${METRICS.collectorDegraded.help}`,
+        '# TYPE xyn_collector_degraded gauge',
+        'xyn_collector_degraded 0',
+        '',
         `# HELP xyn_collector_duration_seconds ${METRICS.collectorDuration.help}`,
         '# TYPE xyn_collector_duration_seconds gauge',
         'xyn_collector_duration_seconds 0.25',
         '',
       ].join('\n'),
     );
+  });
+
+  it('marks each estimated status 1 and each counted one 0', async () => {
+    const text = await buildRegistry(
+      { ...snapshot, statuses: [...snapshot.statuses, { status: 'SUCCEEDED', count: 9_000_000, estimated: true }] },
+      { up: true, durationSeconds: 0.1 },
+    ).metrics();
+    const estimated = text.split('\n').filter((l) => l.startsWith('xyn_queue_depth_estimated{'));
+    expect(estimated).toEqual([
+      'xyn_queue_depth_estimated{status="CANCELLED"} 0',
+      'xyn_queue_depth_estimated{status="QUEUED"} 0',
+      'xyn_queue_depth_estimated{status="RUNNING"} 0',
+      'xyn_queue_depth_estimated{status="SUCCEEDED"} 1',
+    ]);
+  });
+
+  it('says degraded, with every alerting gauge, when the terminal counts are missing', async () => {
+    const degraded: QueueSnapshot = { ...snapshot, statuses: snapshot.statuses.filter((s) => s.status !== 'CANCELLED'), terminalCountsMissing: true };
+    const samples = (await buildRegistry(degraded, { up: true, durationSeconds: 0.1 }).metrics()).split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(samples).toContain('xyn_collector_degraded 1');
+    expect(samples).toContain('xyn_collector_up 1');
+    expect(samples.filter((l) => l.startsWith('xyn_queue_depth{'))).toEqual(['xyn_queue_depth{status="QUEUED"} 3', 'xyn_queue_depth{status="RUNNING"} 2']);
+    for (const name of ['xyn_queue_ready_depth 2', 'xyn_queue_future_depth 1', 'xyn_queue_oldest_ready_seconds 12.5', 'xyn_running_with_expired_lease 1', 'xyn_running_with_active_lease 1']) {
+      expect(samples).toContain(name);
+    }
   });
 
   it('holds only the collector-health gauges when the database could not be read', async () => {

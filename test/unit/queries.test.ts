@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseTableName } from '../../lib/config';
-import { queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
+import { degradedBatchSql, queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
 
 describe('queueSnapshotSql', () => {
   it('quotes the table everywhere it appears', () => {
@@ -25,6 +25,14 @@ describe('queueSnapshotSql', () => {
     expect(estimated).toContain('e.n > 100000');
   });
 
+  it('reads only the active queue, no history and no statistics, for a degraded tick', () => {
+    const sql = queueSnapshotSql({ table: parseTableName('runs'), estimateAbove: 100_000, history: false });
+    expect(sql).not.toMatch(/pg_stats|present|enum_labels AS/);
+    expect(sql).toContain('NULL::json AS terminal_statuses');
+    const fromRuns = [...sql.matchAll(/FROM "runs" (\w+)( WHERE [^\n]*)?/g)].map((m) => m[2]);
+    expect(fromRuns).toEqual([" WHERE q.status = 'QUEUED'", " WHERE l.status = 'RUNNING'"]);
+  });
+
   it('cannot be handed SQL as a table name', () => {
     expect(() => parseTableName('runs; DROP TABLE runs')).toThrow(ConfigError);
     expect(() => parseTableName('runs"--')).toThrow(ConfigError);
@@ -41,7 +49,19 @@ describe('snapshotBatchSql', () => {
       'SET LOCAL lock_timeout = 1500',
       'SET LOCAL idle_in_transaction_session_timeout = 5500',
       'SET LOCAL jit = off',
+      'SAVEPOINT before_history',
       'SELECT 1',
+      'SELECT 2',
+      'COMMIT',
+    ]);
+  });
+
+  it('sets a savepoint that degradedBatchSql rolls back to, continuing the same transaction under a fresh timeout', () => {
+    expect(snapshotBatchSql(['SELECT 1'], { statementTimeoutMs: 4000, lockTimeoutMs: 1500 })).toContain('SAVEPOINT before_history;\nSELECT 1');
+    expect(degradedBatchSql(['SELECT 2'], { statementTimeoutMs: 900, lockTimeoutMs: 800 }).split(';\n')).toEqual([
+      'ROLLBACK TO SAVEPOINT before_history',
+      'SET LOCAL statement_timeout = 900',
+      'SET LOCAL lock_timeout = 800',
       'SELECT 2',
       'COMMIT',
     ]);

@@ -65,6 +65,16 @@ describe('toQueueSnapshot', () => {
     expect(() => toQueueSnapshot(row({ [field]: value }))).toThrow(SnapshotError);
   });
 
+  it('reports only QUEUED and RUNNING, marked incomplete, from the alerting-only read of a degraded tick', () => {
+    const snapshot = toQueueSnapshot(row({ terminal_statuses: null, enum_labels: null }));
+    expect(snapshot.statuses).toEqual([
+      { status: 'QUEUED', count: 7, estimated: false },
+      { status: 'RUNNING', count: 4, estimated: false },
+    ]);
+    expect(snapshot).toMatchObject({ terminalCountsMissing: true, ready: 5, future: 2, expiredLeases: 1, activeLeases: 2 });
+    expect(toQueueSnapshot(row()).terminalCountsMissing).toBeUndefined();
+  });
+
   it('marks planner estimates', () => {
     const snapshot = toQueueSnapshot(row({ terminal_statuses: [{ status: 'SUCCEEDED', count: 9_000_000, estimated: true }] }));
     expect(snapshot.statuses.find((s) => s.status === 'SUCCEEDED')).toEqual({ status: 'SUCCEEDED', count: 9_000_000, estimated: true });

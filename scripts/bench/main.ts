@@ -2,51 +2,58 @@
  * `npm run bench`: the collector against the seed design's four queries on a
  * realistic runs table, side by side in one run (so machine noise hits both).
  *
- *   npm run bench                                  # 100k and 1m
- *   npm run bench -- --sizes 100k,1m,10m,10m@100k  # what docs/benchmarks.md holds
+ *   npm run bench                                  # 100k and 1m, both data shapes
+ *   npm run bench -- --sizes 1m,10m@1m             # what docs/benchmarks.md and the README hold
  *   npm run bench -- --rebuild                     # rebuild the tables even if reusable
  *
- * Options: --sizes LIST  --rebuild  --ticks N (end-to-end ticks per shape, >= 50;
+ * Options: --sizes LIST  --shapes newest,spread (where the active runs sit: data.ts)
+ * --rebuild  --ticks N (end-to-end ticks per shape, >= 50;
  * above 1M rows the seed shape, at tens of seconds a tick, runs --big-seed-ticks N, default 10)
- * --db-rounds N (server-timed ticks per shape)  --cold-runs N  --estimate-above N
- * --out FILE (default docs/benchmarks.md; --no-write to only print)  --drop (drop the
- * bench schemas afterwards). BENCH_DATABASE_URL picks the server.
+ * --db-rounds N (server-timed ticks per shape)  --cold-runs N  --estimate-above N (the
+ * default configuration's threshold; default that of lib/config.ts)
+ * --out FILE (default docs/benchmarks.md; --no-write to only print)  --readme FILE (default
+ * README.md: its performance table, between the bench markers)  --drop (drop the
+ * bench schemas afterwards). BENCH_DATABASE_URL picks the server. Every run saves its figures in
+ * .tmp/bench-last.json; `--render [FILE]` rewrites both pages from such a file without measuring.
  *
- * Per size: (a) database time per tick measured on the server, (b) end-to-end
- * tick latency through the Neon driver, the bridge and a real Pushgateway, for
- * the collector (exact, and with STATUS_ESTIMATE_ABOVE) and for the seed's
- * four-round-trip shape; then (c) the zip size and the cold start of the bundle.
+ * Per size and data shape: (a) database time per tick measured on the server,
+ * (b) end-to-end tick latency through the Neon driver, the bridge and a real
+ * Pushgateway, for the collector (default configuration, and exact counts:
+ * STATUS_ESTIMATE_ABOVE=off) and for the seed's four-round-trip shape; then (c)
+ * the zip size and the cold start of the bundle.
  */
 
 import { execSync } from 'node:child_process';
 import { cpus, totalmem, loadavg } from 'node:os';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { bridgeTarget, startBridge } from '../lib/bridge';
-import { parseConfig, type Config } from '../lib/config';
-import { openDatabase } from '../lib/database';
-import { deadlineIn } from '../lib/deadline';
-import { runTick } from '../lib/tick';
-import { startPushgateway } from '../test/support/pushgateway';
-import { measureColdStart, median, packageFunction, readZip } from './bench-cold';
-import { ensureDataset, parseCount, parseSizeSpec } from './bench-data';
+import { bridgeTarget, startBridge } from '../../lib/bridge';
+import { DEFAULTS, parseConfig, type Config } from '../../lib/config';
+import { openDatabase } from '../../lib/database';
+import { deadlineIn } from '../../lib/deadline';
+import { runTick } from '../../lib/tick';
+import { startPushgateway } from '../../test/support/pushgateway';
+import { measureColdStart, median, packageFunction, readZip } from './cold';
+import { ensureDataset, parseCount, parseShape, parseSizeSpec, type Shape } from './data';
 import {
   checkExactness,
   estimateAllowance,
+  explainAlerting,
   explainCollector,
   explainSeed,
   largestEstimateError,
   seqScansOn,
   snapshotDifferences,
-} from './bench-db';
-import { renderMarkdown, renderTable, type BenchReport, type SizeResult } from './bench-report';
-import { runSeedTick } from './bench-seed';
+} from './db';
+import { renderMarkdown, renderTable, replaceReadmeTable, type BenchReport, type SizeResult } from './report';
+import { runSeedTick } from './seed';
 
 const DEFAULT_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
 
 interface Options {
   sizes: string[];
+  shapes: Shape[];
   rebuild: boolean;
   ticks: number;
   dbRounds: number;
@@ -54,19 +61,22 @@ interface Options {
   estimateAbove: number;
   bigSeedTicks: number;
   out: string | undefined;
+  readme: string | undefined;
   drop: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
   const options: Options = {
     sizes: ['100k', '1m'],
+    shapes: ['newest', 'spread'],
     rebuild: false,
     ticks: 50,
     dbRounds: 7,
     coldRuns: 21,
-    estimateAbove: 100_000,
+    estimateAbove: DEFAULTS.STATUS_ESTIMATE_ABOVE,
     bigSeedTicks: 10,
     out: 'docs/benchmarks.md',
+    readme: 'README.md',
     drop: false,
   };
   const value = (i: number, name: string) => {
@@ -81,6 +91,7 @@ function parseArgs(argv: string[]): Options {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--sizes') options.sizes = value(i++, arg).split(',').map((s) => s.trim()).filter(Boolean);
+    else if (arg === '--shapes') options.shapes = value(i++, arg).split(',').map(parseShape);
     else if (arg === '--rebuild') options.rebuild = true;
     else if (arg === '--drop') options.drop = true;
     else if (arg === '--ticks') options.ticks = whole(value(i++, arg), arg, 50);
@@ -89,8 +100,9 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--big-seed-ticks') options.bigSeedTicks = whole(value(i++, arg), arg, 3);
     else if (arg === '--estimate-above') options.estimateAbove = parseCount(value(i++, arg));
     else if (arg === '--out') options.out = value(i++, arg);
-    else if (arg === '--no-write') options.out = undefined;
-    else throw new Error(`unknown option ${arg} (see the header of scripts/bench.ts)`);
+    else if (arg === '--readme') options.readme = value(i++, arg);
+    else if (arg === '--no-write') [options.out, options.readme] = [undefined, undefined];
+    else throw new Error(`unknown option ${arg} (see the header of scripts/bench/main.ts)`);
   }
   options.sizes.forEach((s) => parseSizeSpec(s));
   return options;
@@ -134,6 +146,7 @@ async function interleaved<K extends string>(
 }
 
 async function main(): Promise<void> {
+  if (renderSaved(process.argv.slice(2))) return;
   const options = parseArgs(process.argv.slice(2));
   const url = process.env.BENCH_DATABASE_URL ?? DEFAULT_URL;
   const dbUrl = new URL(url);
@@ -156,29 +169,30 @@ async function main(): Promise<void> {
   const gateway = await startPushgateway();
   const bridge = await startBridge({ allow: [bridgeTarget(dbUrl.toString())] });
   const results: SizeResult[] = [];
+  const tables: string[] = [];
   try {
-    for (const raw of options.sizes) {
-      const spec = parseSizeSpec(raw);
+    for (const spec of options.sizes.flatMap((raw) => options.shapes.map((shape) => parseSizeSpec(raw, 'bench', shape)))) {
       const table = `${spec.schema}.runs`;
+      const name = `${spec.label} (${spec.shape})`;
       const info = await ensureDataset(client, spec, { rebuild: options.rebuild, log });
       if (info.allVisible < 0.99) {
         log(`WARNING: only ${(info.allVisible * 100).toFixed(0)}% of ${table}'s pages are all-visible after VACUUM (a long transaction elsewhere?); index-only scans will visit the heap`);
       }
-      log(`${spec.label}: ${info.reused ? 'reused' : 'built'} ${table} (${(info.tableBytes / 2 ** 20).toFixed(0)} MiB heap, ${info.bytesPerRow} B/row); checking counts …`);
+      log(`${name}: ${info.reused ? 'reused' : 'built'} ${table} (${(info.tableBytes / 2 ** 20).toFixed(0)} MiB heap, ${info.bytesPerRow} B/row); checking counts …`);
 
       // Exact counts: the collector's figures against a brute-force reference, one snapshot, one now().
       const exact = await checkExactness(client, table, undefined);
       const exactDiffs = snapshotDifferences(exact.collector, exact.reference);
       const estimated = await checkExactness(client, table, options.estimateAbove);
       const estimateDiffs = snapshotDifferences(estimated.collector, estimated.reference, estimateAllowance(spec.rows));
-      if (exactDiffs.length > 0) throw new Error(`${spec.label}: the collector's counts are not exact: ${exactDiffs.join('; ')}`);
+      if (exactDiffs.length > 0) throw new Error(`${name}: the collector's counts are not exact: ${exactDiffs.join('; ')}`);
       // Only the estimated statuses may differ, and only within the allowance; anything else is a bug.
-      if (estimateDiffs.length > 0) throw new Error(`${spec.label}: estimate mode is off: ${estimateDiffs.join('; ')}`);
+      if (estimateDiffs.length > 0) throw new Error(`${name}: the default configuration's figures are off: ${estimateDiffs.join('; ')}`);
 
       // (a) database time, measured on the server.
-      log(`${spec.label}: database time, ${options.dbRounds} rounds …`);
+      log(`${name}: database time, ${options.dbRounds} rounds …`);
       const seedPerQuery: number[][] = [];
-      const planning: Record<'exact' | 'estimate', number[]> = { exact: [], estimate: [] };
+      const planning: Record<'exact' | 'default', number[]> = { exact: [], default: [] };
       let seqScans = 0;
       const db = await interleaved(options.dbRounds + 1, {
         seed: async () => {
@@ -192,12 +206,14 @@ async function main(): Promise<void> {
           planning.exact.push(t.planningMs);
           return t.totalMs;
         },
-        estimate: async () => {
+        default: async () => {
           const t = await explainCollector(client, table, options.estimateAbove);
           seqScans += seqScansOn(t.plan, 'runs').length;
-          planning.estimate.push(t.planningMs);
+          planning.default.push(t.planningMs);
           return t.totalMs;
         },
+        // What a degraded tick's second round trip asks of the database.
+        alerting: async () => (await explainAlerting(client, table)).totalMs,
       });
       // The first round warms caches for all three alike; it is not counted.
       const dropFirst = (values: number[]) => values.slice(1);
@@ -205,7 +221,7 @@ async function main(): Promise<void> {
       // (b) end to end: driver + bridge + Pushgateway, the two shapes interleaved.
       // Above 1M rows a seed tick takes tens of seconds; fewer of them keep the run under an hour.
       const seedTicks = spec.rows > 1_000_000 ? Math.min(options.ticks, options.bigSeedTicks) : options.ticks;
-      log(`${spec.label}: end-to-end ticks, ${options.ticks} per collector shape, ${seedTicks} of the seed's …`);
+      log(`${name}: end-to-end ticks, ${options.ticks} per collector shape, ${seedTicks} of the seed's …`);
       const env = {
         DATABASE_URL: url,
         DATABASE_WS_PROXY: bridge.proxy,
@@ -215,10 +231,10 @@ async function main(): Promise<void> {
         TICK_TIMEOUT_MS: '600000',
         DB_STATEMENT_TIMEOUT_MS: '300000',
       };
-      const collectorConfig = parseConfig({ ...env, PUSHGATEWAY_JOB: 'bench_collector' });
-      const estimateConfig = parseConfig({
+      const exactConfig = parseConfig({ ...env, PUSHGATEWAY_JOB: 'bench_collector_exact', STATUS_ESTIMATE_ABOVE: 'off' });
+      const defaultConfig = parseConfig({
         ...env,
-        PUSHGATEWAY_JOB: 'bench_collector_estimate',
+        PUSHGATEWAY_JOB: 'bench_collector',
         STATUS_ESTIMATE_ABOVE: String(options.estimateAbove),
       });
       const seedConfig = parseConfig({ ...env, PUSHGATEWAY_JOB: 'bench_seed' });
@@ -230,13 +246,13 @@ async function main(): Promise<void> {
       const warmup = 2;
       const e2e = await interleaved(options.ticks + warmup, {
         seed: async () => (await runSeedTick(seedConfig)).durationMs,
-        exact: collectorTick(collectorConfig),
-        estimate: collectorTick(estimateConfig),
+        exact: collectorTick(exactConfig),
+        default: collectorTick(defaultConfig),
         // What every tick pays before any query: the driver's connect and close through the bridge.
         connect: async () => {
           const t0 = performance.now();
           const deadline = deadlineIn(60_000);
-          await (await openDatabase(collectorConfig, deadline)).close(deadline);
+          await (await openDatabase(defaultConfig, deadline)).close(deadline);
           return performance.now() - t0;
         },
       }, { seed: seedTicks + warmup });
@@ -244,6 +260,7 @@ async function main(): Promise<void> {
 
       const result: SizeResult = {
         label: spec.label,
+        shape: spec.shape,
         rows: spec.rows,
         queuedTarget: spec.queued,
         counts: info.counts,
@@ -259,8 +276,9 @@ async function main(): Promise<void> {
           seedPerQueryMs: [0, 1, 2, 3].map((q) => median(seedPerQuery.slice(1).map((r) => r[q]!))),
           exactMs: median(dropFirst(db.exact)),
           exactPlanningMs: median(dropFirst(planning.exact)),
-          estimateMs: median(dropFirst(db.estimate)),
-          estimatePlanningMs: median(dropFirst(planning.estimate)),
+          defaultMs: median(dropFirst(db.default)),
+          defaultPlanningMs: median(dropFirst(planning.default)),
+          alertingMs: median(dropFirst(db.alerting)),
           seqScansOnRuns: seqScans,
         },
         e2e: {
@@ -268,7 +286,7 @@ async function main(): Promise<void> {
           seedTicks,
           seed: { p50: percentile(measured(e2e.seed), 50), p95: percentile(measured(e2e.seed), 95) },
           exact: { p50: percentile(measured(e2e.exact), 50), p95: percentile(measured(e2e.exact), 95) },
-          estimate: { p50: percentile(measured(e2e.estimate), 50), p95: percentile(measured(e2e.estimate), 95) },
+          default: { p50: percentile(measured(e2e.default), 50), p95: percentile(measured(e2e.default), 95) },
           connect: { p50: percentile(measured(e2e.connect), 50), p95: percentile(measured(e2e.connect), 95) },
         },
         estimatedStatuses: estimated.collector.statuses.filter((s) => s.estimated).map((s) => s.status),
@@ -276,7 +294,19 @@ async function main(): Promise<void> {
         exactCountsVerified: true,
       };
       results.push(result);
+      tables.push(table);
       log(renderTable([result]));
+    }
+
+    // The growth target compares tables measured minutes apart, under whatever load each met; so the
+    // default configuration is also timed on every table side by side, interleaved round by round.
+    if (results.length > 1) {
+      log(`side by side: the default configuration on every table, ${options.dbRounds} rounds …`);
+      const shapes = Object.fromEntries(
+        tables.map((table, i) => [String(i), async () => (await explainCollector(client, table, options.estimateAbove)).totalMs]),
+      );
+      const sideBySide = await interleaved(options.dbRounds + 1, shapes);
+      results.forEach((r, i) => (r.db.defaultSideBySideMs = median(sideBySide[String(i)]!.slice(1))));
     }
   } finally {
     await bridge.close();
@@ -285,7 +315,7 @@ async function main(): Promise<void> {
 
   // (c) the deployed artifact.
   log('packaging (scripts/package.sh) and timing cold starts …');
-  const root = path.resolve(import.meta.dirname, '..');
+  const root = path.resolve(import.meta.dirname, '..', '..');
   const packaged = packageFunction(root);
   let cold;
   const entries = readZip(packaged.zipPath).map((e) => ({ name: e.name, bytes: e.data.length, compressedBytes: e.compressedBytes }));
@@ -296,7 +326,9 @@ async function main(): Promise<void> {
   }
 
   if (options.drop) {
-    for (const raw of options.sizes) await client.query(`DROP SCHEMA IF EXISTS "${parseSizeSpec(raw).schema}" CASCADE`);
+    for (const raw of options.sizes) {
+      for (const shape of options.shapes) await client.query(`DROP SCHEMA IF EXISTS "${parseSizeSpec(raw, 'bench', shape).schema}" CASCADE`);
+    }
   }
   await client.end();
 
@@ -319,11 +351,35 @@ async function main(): Promise<void> {
     artifact: { zipBytes: packaged.zipBytes, entries, ...cold },
   };
   process.stdout.write(`${renderTable(results)}\n\n${renderArtifactLine(report)}\n`);
+  // The raw figures, so the pages can be rendered again (--render) without measuring again.
+  mkdirSync(path.dirname(LAST_REPORT), { recursive: true });
+  writeFileSync(LAST_REPORT, `${JSON.stringify(report, null, 2)}\n`);
+  log(`saved the figures in ${LAST_REPORT}`);
+  writeReports(report, options);
+}
+
+const LAST_REPORT = '.tmp/bench-last.json';
+
+/** docs/benchmarks.md and the README's table, from one report: the two never disagree. */
+function writeReports(report: BenchReport, options: Pick<Options, 'out' | 'readme'>): void {
   if (options.out) {
     mkdirSync(path.dirname(options.out), { recursive: true });
     writeFileSync(options.out, renderMarkdown(report));
     log(`wrote ${options.out}`);
   }
+  if (options.readme) {
+    writeFileSync(options.readme, replaceReadmeTable(readFileSync(options.readme, 'utf8'), report));
+    log(`updated the performance table in ${options.readme}`);
+  }
+}
+
+/** `--render FILE`: write the pages from saved figures (e.g. after a change to their text). */
+function renderSaved(argv: string[]): boolean {
+  const at = argv.indexOf('--render');
+  if (at < 0) return false;
+  const file = argv[at + 1] ?? LAST_REPORT;
+  writeReports(JSON.parse(readFileSync(file, 'utf8')) as BenchReport, { out: 'docs/benchmarks.md', readme: 'README.md' });
+  return true;
 }
 
 function renderArtifactLine(report: BenchReport): string {

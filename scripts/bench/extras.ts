@@ -4,8 +4,8 @@
  * on the finish column, and the whole tick through the real Neon driver and
  * the bridge with the extras off and on.
  *
- *   npx tsx scripts/bench-extras.ts            # 1,000,000 finished runs
- *   BENCH_HISTORY=200000 npx tsx scripts/bench-extras.ts
+ *   npx tsx scripts/bench/extras.ts            # 1,000,000 finished runs
+ *   BENCH_HISTORY=200000 npx tsx scripts/bench/extras.ts
  *
  * Uses TEST_DATABASE_URL (default postgres@127.0.0.1:5432); works in a schema
  * of its own and drops it at the end.
@@ -13,12 +13,12 @@
 
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { startBridge } from '../lib/bridge';
-import { parseConfig, type Env } from '../lib/config';
-import { deadlineIn } from '../lib/deadline';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../lib/queries';
-import { runTick } from '../lib/tick';
-import { runsSchemaSql } from './runs-schema';
+import { startBridge } from '../../lib/bridge';
+import { parseConfig, type Env } from '../../lib/config';
+import { deadlineIn } from '../../lib/deadline';
+import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/queries';
+import { runTick } from '../../lib/tick';
+import { runsSchemaSql } from '../runs-schema';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
 const HISTORY = Number(process.env.BENCH_HISTORY ?? 1_000_000);

@@ -14,10 +14,10 @@
  */
 
 import type pg from 'pg';
-import { parseTableName, type TableName } from '../lib/config';
-import { queueSnapshotSql, snapshotBatchSql } from '../lib/queries';
-import { toQueueSnapshot, type QueueSnapshot } from '../lib/snapshot';
-import { seedQueries } from './bench-seed';
+import { parseTableName, type TableName } from '../../lib/config';
+import { queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
+import { toQueueSnapshot, type QueueSnapshot } from '../../lib/snapshot';
+import { seedQueries } from './seed';
 
 export interface ServerTime {
   /** Planning + execution, ms. */
@@ -71,6 +71,12 @@ export async function explainCollector(
   const options = analyze ? 'ANALYZE, TIMING OFF, FORMAT JSON' : 'FORMAT JSON';
   const batch = snapshotBatchSql([`EXPLAIN (${options}) ${collectorSql(name, estimateAbove)}`], BATCH);
   return serverTime(explainRows(await client.query(batch)));
+}
+
+/** EXPLAIN ANALYZE of a degraded tick's re-read: the alerting figures alone, no history part. */
+export async function explainAlerting(client: pg.Client, table: string): Promise<ServerTime> {
+  const sql = queueSnapshotSql({ table: parseTableName(table), estimateAbove: undefined, history: false });
+  return serverTime(explainRows(await client.query(snapshotBatchSql([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`], BATCH))));
 }
 
 /** EXPLAIN ANALYZE of each of the seed's four queries, each on its own as the seed sends them. */

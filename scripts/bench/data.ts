@@ -9,19 +9,32 @@
  *   the future, a tenth with no run_at) and `running` RUNNING runs (a tenth of
  *   them with an expired lease);
  * - the rest terminal: about 88% SUCCEEDED, 9% FAILED, 3% CANCELLED.
- * The active runs are the newest ones: they sit (randomly) among the newest
- * tenth-or-so of ids, i.e. near the physical tail of the heap, as they do in a
- * table that is appended to. Future run_at and live leases are days ahead so a
- * reused table keeps its shape between runs.
+ * Two shapes of where the active runs sit:
+ * - `newest`: among the newest tenth-or-so of ids, i.e. near the physical tail
+ *   of the heap, as they do in a table that is appended to and drained in order;
+ * - `spread`: anywhere in the history (old stuck runs, retries re-queued in
+ *   place), queued when their neighbours were, so the QUEUED rows are scattered
+ *   over the whole heap and the oldest ready run is months old.
+ * Future run_at and live leases are days ahead so a reused table keeps its
+ * shape between runs.
  *
  * A dataset is tagged with a table comment that names its spec; a table whose
  * comment and row count match is reused as is (--rebuild forces a new build).
  */
 
 import type pg from 'pg';
-import { runsSchemaSql } from './runs-schema';
+import { runsSchemaSql } from '../runs-schema';
 
 export const GENERATOR_VERSION = 1;
+
+export const SHAPES = ['newest', 'spread'] as const;
+export type Shape = (typeof SHAPES)[number];
+
+export function parseShape(raw: string): Shape {
+  const shape = SHAPES.find((s) => s === raw.trim().toLowerCase());
+  if (!shape) throw new Error(`not a data shape: "${raw}" (expected ${SHAPES.join(' or ')})`);
+  return shape;
+}
 
 export interface DatasetSpec {
   /** Total runs in the table. */
@@ -32,8 +45,10 @@ export interface DatasetSpec {
   running: number;
   /** Schema that holds the `runs` table. */
   schema: string;
-  /** Short label, e.g. 1m or 10m@100k. */
+  /** Short label, e.g. 1m or 10m@100k (the size; the shape is separate). */
   label: string;
+  /** Where the active runs sit in the history. */
+  shape: Shape;
 }
 
 const SUFFIX: Record<string, number> = { '': 1, k: 1_000, m: 1_000_000 };
@@ -58,7 +73,7 @@ export function countLabel(n: number): string {
  * "10m@100k" (10M runs whose active queue is the size of a 100k table's: the
  * history grew, the queue did not).
  */
-export function parseSizeSpec(raw: string, schemaPrefix = 'bench'): DatasetSpec {
+export function parseSizeSpec(raw: string, schemaPrefix = 'bench', shape: Shape = 'newest'): DatasetSpec {
   const [total, queueOf, ...rest] = raw.trim().toLowerCase().split('@');
   if (total === undefined || rest.length > 0) throw new Error(`not a size spec: "${raw}"`);
   const rows = parseCount(total);
@@ -69,13 +84,15 @@ export function parseSizeSpec(raw: string, schemaPrefix = 'bench'): DatasetSpec 
     rows,
     queued: Math.round(queueBase * 0.01),
     running: Math.round(queueBase * 0.001),
-    schema: `${schemaPrefix}_${label.replace('@', '_q')}`,
+    schema: `${schemaPrefix}_${label.replace('@', '_q')}${shape === 'newest' ? '' : `_${shape}`}`,
     label,
+    shape,
   };
 }
 
 function tag(spec: DatasetSpec): string {
-  return `xyn-metrics bench v${GENERATOR_VERSION}: rows=${spec.rows} queued=${spec.queued} running=${spec.running}`;
+  const shape = spec.shape === 'newest' ? '' : ` shape=${spec.shape}`;
+  return `xyn-metrics bench v${GENERATOR_VERSION}: rows=${spec.rows} queued=${spec.queued} running=${spec.running}${shape}`;
 }
 
 /**
@@ -85,8 +102,10 @@ function tag(spec: DatasetSpec): string {
 export function fillRunsSql(spec: DatasetSpec): string {
   const t = `"${spec.schema}"."runs"`;
   const active = spec.queued + spec.running;
-  // The window of newest ids the active runs are drawn from: ten times their number.
-  const window = Math.min(spec.rows, Math.max(active * 10, 1));
+  // The window of newest ids the active runs are drawn from: ten times their number, or the whole history.
+  const window = spec.shape === 'spread' ? spec.rows : Math.min(spec.rows, Math.max(active * 10, 1));
+  // Newest: queued in the last days. Spread: queued when their neighbours in the history were.
+  const queuedAt = spec.shape === 'spread' ? 'g.queued_at' : "g.t0 - g.w * interval '6 hours' - interval '1 minute'";
   const pQueued = spec.queued / window;
   const pActive = active / window;
   const span = 365 * 86_400; // a year of history, seconds
@@ -97,9 +116,9 @@ SELECT g.i, g.blueprint, g.status,
   CASE g.status
     WHEN 'QUEUED' THEN CASE WHEN g.v < 0.2 THEN g.t0 + interval '1 day' + g.w * interval '30 days'
                             WHEN g.v < 0.3 THEN NULL
-                            ELSE g.t0 - g.w * interval '6 hours' END
+                            ELSE ${queuedAt} + interval '1 minute' END
     ELSE g.queued_at END,
-  CASE g.status WHEN 'QUEUED' THEN g.t0 - g.w * interval '6 hours' - interval '1 minute' ELSE g.queued_at END,
+  CASE g.status WHEN 'QUEUED' THEN ${queuedAt} ELSE g.queued_at END,
   CASE g.status
     WHEN 'QUEUED' THEN NULL
     WHEN 'RUNNING' THEN CASE WHEN g.v < 0.1 THEN g.t0 - g.w * interval '1 hour'

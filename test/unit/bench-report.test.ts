@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import {
+  countRate,
+  judgeTargets,
+  README_TABLE_END,
+  README_TABLE_START,
+  replaceReadmeTable,
+  type BenchReport,
+  type SizeResult,
+} from '../../scripts/bench/report';
+
+const p = { p50: 1, p95: 2 };
+
+function size(label: string, shape: SizeResult['shape'], rows: number, db: { seed: number; exact: number; dflt: number }): SizeResult {
+  return {
+    label,
+    shape,
+    rows,
+    queuedTarget: 10_000,
+    counts: { QUEUED: 10_000, RUNNING: 1_000, SUCCEEDED: rows * 0.88, FAILED: rows * 0.09, CANCELLED: rows * 0.03 },
+    tableBytes: rows * 455,
+    indexBytes: rows * 120,
+    bytesPerRow: 455,
+    allVisible: 1,
+    reused: true,
+    buildSeconds: 0,
+    db: { rounds: 7, seedMs: db.seed, seedPerQueryMs: [1, 2, 3, 4], exactMs: db.exact, exactPlanningMs: 0.5, defaultMs: db.dflt, defaultPlanningMs: 1, alertingMs: 3, seqScansOnRuns: 0 },
+    e2e: { ticks: 50, seedTicks: 50, seed: p, exact: p, default: p, connect: p },
+    estimatedStatuses: ['SUCCEEDED'],
+    largestEstimateError: { status: 'SUCCEEDED', error: 0.002 },
+    exactCountsVerified: true,
+  };
+}
+
+function report(sizes: SizeResult[]): BenchReport {
+  return {
+    date: '2026-12-01T04:00:00.000Z',
+    finished: '2026-12-01T04:30:00.000Z',
+    command: 'npm run bench -- --sizes 1m,10m@1m',
+    machine: { cpus: 2, cpuModel: 'x', memGiB: 8, os: 'Linux', node: 'v24', loadBefore: [3, 2, 1], loadAfter: [3, 2, 1] },
+    postgres: { version: '15', settings: [] },
+    estimateAbove: 100_000,
+    sizes,
+    artifact: { zipBytes: 1, entries: [], bundleBytes: 1, runs: 3, processWithRequireMs: 1, processBaselineMs: 1, requireMs: 1 },
+  };
+}
+
+describe('judgeTargets', () => {
+  it('judges the seed ratio per shape (10x newest, 5x spread) and the 10M growth against 1M', () => {
+    const verdicts = judgeTargets(
+      report([
+        size('1m', 'newest', 1e6, { seed: 600, exact: 40, dflt: 10 }),
+        size('10m@1m', 'newest', 1e7, { seed: 9000, exact: 900, dflt: 14 }),
+        size('1m', 'spread', 1e6, { seed: 250, exact: 60, dflt: 55 }),
+        size('10m@1m', 'spread', 1e7, { seed: 3000, exact: 900, dflt: 90 }),
+      ]),
+    );
+    const met = Object.fromEntries(verdicts.filter((v) => v.met !== undefined).map((v) => [v.name.split(' ')[0] + (v.name.includes('within') ? ' growth' : ' seed'), v.met]));
+    expect(met).toEqual({ 'newest: seed': true, 'newest: growth': true, 'spread: seed': false, 'spread: growth': false });
+  });
+
+  it('judges growth on the side-by-side timings when the run has them', () => {
+    const one = size('1m', 'newest', 1e6, { seed: 600, exact: 40, dflt: 10 });
+    const ten = size('10m@1m', 'newest', 1e7, { seed: 9000, exact: 900, dflt: 30 });
+    // Measured minutes apart 3x; side by side 1.2x.
+    one.db.defaultSideBySideMs = 12;
+    ten.db.defaultSideBySideMs = 14.4;
+    const growth = judgeTargets(report([one, ten])).find((v) => v.name.includes('within'))!;
+    expect(growth.met).toBe(true);
+    expect(growth.detail).toMatch(/^14\.4 ms vs 12\.0 ms = 1\.20x, timed side by side/);
+  });
+
+  it('says what was not run instead of judging it', () => {
+    const verdicts = judgeTargets(report([size('1m', 'newest', 1e6, { seed: 600, exact: 40, dflt: 10 })]));
+    expect(verdicts.find((v) => v.name.includes('within'))).toMatchObject({ met: undefined, detail: 'sizes 1m and 10m@1m not both run' });
+  });
+});
+
+describe('countRate', () => {
+  it('is the estimated statuses counted over the time exact mode spent on them', () => {
+    // 880,000 SUCCEEDED runs; exact took 44 ms more than the default.
+    expect(countRate(size('1m', 'newest', 1e6, { seed: 600, exact: 54, dflt: 10 }))).toBeCloseTo(20e6);
+    expect(countRate(size('1m', 'newest', 1e6, { seed: 600, exact: 10, dflt: 12 }))).toBeUndefined();
+  });
+});
+
+describe('replaceReadmeTable', () => {
+  const readme = `# x\n\n${README_TABLE_START}\nold table\n${README_TABLE_END}\n\nafter\n`;
+
+  it('replaces only what is between the markers, keeping them for the next run', () => {
+    const out = replaceReadmeTable(readme, report([size('1m', 'spread', 1e6, { seed: 250, exact: 60, dflt: 20 })]));
+    expect(out).not.toContain('old table');
+    expect(out).toContain(`${README_TABLE_START}\n| active runs |`);
+    expect(out).toContain('| spread through the history | 1M | 20.0 ms | 60.0 ms | 250 ms |');
+    expect(out.endsWith(`${README_TABLE_END}\n\nafter\n`)).toBe(true);
+    expect(replaceReadmeTable(out, report([]))).toContain(README_TABLE_END);
+  });
+
+  it('refuses a README without the markers', () => {
+    expect(() => replaceReadmeTable('# x\n', report([]))).toThrow(/markers/);
+  });
+});
