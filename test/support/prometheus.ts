@@ -110,6 +110,7 @@ export interface PromRuleGroup {
 
 export interface TestPrometheus {
   url: string;
+  pid: number;
   /** An instant query; throws with Prometheus's own message when it does not parse. */
   query(expr: string): Promise<PromSample[]>;
   /** GET an API path (e.g. /api/v1/rules) and return `data`. */
@@ -194,6 +195,7 @@ export async function startPrometheus(config: string, files: Record<string, stri
     }
     return {
       url,
+      pid: child.pid!,
       query: async (expr) =>
         (await apiGet<{ resultType: string; result: PromSample[] }>(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`)).result,
       api: (pathAndQuery) => apiGet(`${url}${pathAndQuery}`),
