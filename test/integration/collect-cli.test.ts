@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, startPushgateway, type TestPushgateway } from '../support/pushgateway';
+import { runEnv } from '../support/test-run';
 
 const run = promisify(execFile);
 let db: TestDatabase;
@@ -21,7 +22,7 @@ afterAll(async () => {
 });
 
 async function cli(env: Record<string, string>) {
-  const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
+  const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...runEnv() };
   try {
     const { stdout, stderr } = await run('npx', ['tsx', 'scripts/collect.ts'], { env: { ...base, ...env }, timeout: 30_000 });
     return { code: 0, stdout, stderr };

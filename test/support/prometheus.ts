@@ -106,6 +106,8 @@ export interface PromRuleGroup {
   name: string;
   file: string;
   rules: PromRule[];
+  /** RFC 3339 time the group's last evaluation started. */
+  lastEvaluation: string;
 }
 
 export interface TestPrometheus {
@@ -245,6 +247,20 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/**
+ * Wait until every rule group has started an evaluation more than one
+ * `intervalMs` after `sinceMs` (epoch ms): from then on, each rule's state
+ * (an alert's pending/inactive, a recorded series) reflects the data as it
+ * was at `sinceMs`. A group's evaluation timestamp is its schedule slot,
+ * which may lag the wall-clock start by up to an interval, hence the margin.
+ */
+export function rulesEvaluatedSince(prometheus: TestPrometheus, sinceMs: number, intervalMs: number, timeoutMs = 15_000): Promise<PromRuleGroup[]> {
+  return eventually(`every rule group evaluated after ${new Date(sinceMs + intervalMs).toISOString()}`, async () => {
+    const groups = await prometheus.ruleGroups();
+    return groups.length > 0 && groups.every((g) => Date.parse(g.lastEvaluation) > sinceMs + intervalMs) ? groups : undefined;
+  }, timeoutMs);
 }
 
 export const readMonitoringFile = (name: string) => readFile(path.join(MONITORING_DIR, name), 'utf8');
