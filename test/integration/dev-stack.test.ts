@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sample } from '../support/pushgateway';
+import { eventually } from '../support/prometheus';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
@@ -182,7 +183,7 @@ describe('npm start (scripts/dev.ts)', () => {
     expect(exit, run.output()).toEqual({ code: 0, signal: null });
     expect(run.output()).toContain('SIGINT: stopping');
     expect(run.output()).not.toMatch(/exited \(|Error:|\n\s+at /);
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('every process of the stack gone', async () => (pids.some(alive) ? undefined : true), 5_000).catch(() => {});
     expect(pids.filter(alive)).toEqual([]);
     for (const port of ports) expect(await portIsFree(port), `port ${port}`).toBe(true);
     // Its esbuild work folder went too.

@@ -223,7 +223,6 @@ export async function startOwnPushgateway(attempts = 3): Promise<TestPushgateway
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const gateway = await startPushgateway(['--persistence.file=']);
-    await new Promise((r) => setTimeout(r, 200));
     const foreign = (await gateway.scrape()).split('\n').some((line) => line.startsWith('push_time_seconds'));
     if (gateway.process.exitCode === null && !foreign) return gateway;
     lastError = new Error(`port ${gateway.port} answered with another gateway's groups`);
