@@ -166,6 +166,17 @@ describe('npm start (scripts/dev.ts)', () => {
     expect(sample(text, 'xyn_queue_ready_depth', { job: 'xyn_metrics' }) + sample(text, 'xyn_queue_future_depth', { job: 'xyn_metrics' })).toBe(depth('QUEUED'));
     expect(sample(text, 'xyn_collector_up', { job: 'xyn_metrics' })).toBe(1);
 
+    // GET /metrics, exactly as printed: the throw-away token opens it, no token does not.
+    const scrape = /scrape {5}curl -H 'Authorization: Bearer ([0-9a-f]{32,})' (http:\/\/127\.0\.0\.1:\d+\/metrics) {3}\(a throw-away/.exec(run.output());
+    expect(scrape, run.output()).not.toBeNull();
+    const [, token, metricsUrl] = scrape!;
+    const scraped = await fetch(metricsUrl!, { headers: { authorization: `Bearer ${token}` } });
+    const scrapedText = await scraped.text();
+    expect(scraped.status, scrapedText).toBe(200);
+    expect(() => sample(scrapedText, 'xyn_queue_ready_depth'), scrapedText).not.toThrow();
+    expect((await fetch(metricsUrl!)).status).toBe(401);
+    ports.push(Number(new URL(metricsUrl!).port));
+
     // On demand, exactly as printed: POST '{}' to the Lambda endpoint.
     const before = tickLines(run.output()).length;
     const response = await fetch(banner, { method: 'POST', body: '{}' });
