@@ -240,6 +240,8 @@ async function startLocalPushgateway(binary: string): Promise<LocalPushgateway> 
 interface TickRecord {
   level?: string;
   msg?: string;
+  /** HTTP status, on GET /metrics records. */
+  status?: number;
   outcome?: string;
   duration_ms?: number;
   pushed_to?: string;
@@ -284,6 +286,11 @@ function clock(now = new Date()): string {
 /** One readable line per tick: the figures, the duration, where they went. */
 function formatTick(record: TickRecord, now = new Date()): string {
   const when = clock(now);
+  // GET /metrics logs too: one line per scrape, not a tick.
+  if (record.msg?.startsWith('scrape')) {
+    const took = record.duration_ms === undefined ? '' : ` | ${record.duration_ms} ms`;
+    return `${when}  scrape    HTTP ${record.status ?? '?'} ${record.msg}${record.error ? `: ${record.error}` : ''}${took}`;
+  }
   if (record.outcome === 'skipped_late') return `${when}  skipped   scheduled event ${record.age_seconds ?? '?'} s old (MAX_EVENT_AGE_SECONDS)`;
   if (record.msg === 'configuration error') return `${when}  CONFIG    ${record.error ?? 'configuration error'}`;
   const took = record.duration_ms === undefined ? '' : `${record.duration_ms} ms`;

@@ -15,7 +15,6 @@ import { sample } from '../support/pushgateway';
 import { eventually } from '../support/prometheus';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 interface Run {
   child: ChildProcess;
@@ -30,7 +29,9 @@ function startDev(extra: Record<string, string> = {}): Run {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   for (const name of ['DATABASE_URL', 'DATABASE_WS_PROXY', 'PUSHGATEWAY_URL', 'PUSH_DRY_RUN', 'RUNS_TABLE', 'VERBOSE']) delete env[name];
   for (const name of ['OFFLINE_LAMBDA_PORT', 'OFFLINE_HTTP_PORT']) if (!(name in extra)) delete env[name];
-  const child = spawn(TSX, ['scripts/dev.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // As npm start runs it: node --import tsx, one process. The tsx CLI would sit in between and, when
+  // the script does not confirm a relayed SIGINT within 30 ms (a loaded machine), kill it and exit 130.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -175,6 +176,13 @@ describe('npm start (scripts/dev.ts)', () => {
     expect(scraped.status, scrapedText).toBe(200);
     expect(() => sample(scrapedText, 'xyn_queue_ready_depth'), scrapedText).not.toThrow();
     expect((await fetch(metricsUrl!)).status).toBe(401);
+    const scrapeLines = await waitFor('the two scrape lines', run, () => {
+      const lines = run.output().split('\n').filter((l) => /^\d\d:\d\d:\d\d {2}scrape {4}/.test(l));
+      return lines.length >= 2 ? lines : undefined;
+    }, 10_000);
+    expect(scrapeLines[0]).toMatch(/scrape {4}HTTP 200 scrape \| \d+ ms$/);
+    expect(scrapeLines[1]).toMatch(/scrape {4}HTTP 401 scrape unauthorized$/);
+    expect(run.output()).not.toMatch(/FAILED .*scrape/);
     ports.push(Number(new URL(metricsUrl!).port));
 
     // On demand, exactly as printed: POST '{}' to the Lambda endpoint.
@@ -185,7 +193,7 @@ describe('npm start (scripts/dev.ts)', () => {
     await waitFor('the on-demand tick line', run, () => (tickLines(run.output()).length > before ? true : undefined), 10_000);
 
     // Ctrl-C: everything goes, every port is freed, exit 0.
-    const pids = descendants(run.child.pid!);
+    const pids = [run.child.pid!, ...descendants(run.child.pid!)];
     expect(pids.length).toBeGreaterThanOrEqual(3); // dev.ts, serverless offline, the Pushgateway at least
     const ownFolders = readdirSync(join(ROOT, '.tmp')).filter((d) => pids.some((pid) => d === `offline-${pid}`));
     expect(ownFolders).toHaveLength(1);
