@@ -9,15 +9,16 @@
  *     <- serverless offline: collect on its schedule, plus a tick now
  *     -> local Pushgateway when installed  <- or PUSHGATEWAY_URL, else a dry run
  *
- * It prints one line per tick (read from the handler's JSON log line) and how
- * to invoke the function on demand. Ctrl-C (or SIGTERM) stops everything it
+ * It prints one line per tick (read from the handler's JSON log line), how
+ * to invoke the function on demand and how to scrape GET /metrics (with a
+ * throw-away METRICS_BEARER_TOKEN generated when none is set). Ctrl-C (or SIGTERM) stops everything it
  * started and exits 0. Environment (all optional): DATABASE_URL, RUNS_TABLE,
- * PUSHGATEWAY_URL, PUSH_DRY_RUN, OFFLINE_LAMBDA_PORT, OFFLINE_HTTP_PORT,
+ * PUSHGATEWAY_URL, PUSH_DRY_RUN, METRICS_BEARER_TOKEN, OFFLINE_LAMBDA_PORT, OFFLINE_HTTP_PORT,
  * DEV_TICK_SECONDS (extra ticks every N seconds), VERBOSE=1 (serverless's own output).
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { accessSync, constants, rmSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -54,6 +55,8 @@ interface DevOptions {
   httpPort: number | undefined;
   tickEverySeconds: number;
   verbose: boolean;
+  /** The user's own token for GET /metrics; unset: a throw-away one is generated. */
+  metricsToken: string | undefined;
 }
 
 function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -110,6 +113,7 @@ function devOptions(env: NodeJS.ProcessEnv): DevOptions {
     httpPort: portOption(env, 'OFFLINE_HTTP_PORT'),
     tickEverySeconds: Number(every ?? 0),
     verbose: flagOption(env, 'VERBOSE'),
+    metricsToken: text(env, 'METRICS_BEARER_TOKEN'),
   };
 }
 
@@ -254,6 +258,8 @@ async function startLocalPushgateway(binary: string): Promise<LocalPushgateway> 
 interface TickRecord {
   level?: string;
   msg?: string;
+  /** HTTP status, on GET /metrics records. */
+  status?: number;
   outcome?: string;
   duration_ms?: number;
   pushed_to?: string;
@@ -298,6 +304,11 @@ function clock(now = new Date()): string {
 /** One readable line per tick: the figures, the duration, where they went. */
 function formatTick(record: TickRecord, now = new Date()): string {
   const when = clock(now);
+  // GET /metrics logs too: one line per scrape, not a tick.
+  if (record.msg?.startsWith('scrape')) {
+    const took = record.duration_ms === undefined ? '' : ` | ${record.duration_ms} ms`;
+    return `${when}  scrape    HTTP ${record.status ?? '?'} ${record.msg}${record.error ? `: ${record.error}` : ''}${took}`;
+  }
   if (record.outcome === 'skipped_late') return `${when}  skipped   scheduled event ${record.age_seconds ?? '?'} s old (MAX_EVENT_AGE_SECONDS)`;
   if (record.msg === 'configuration error') return `${when}  CONFIG    ${record.error ?? 'configuration error'}`;
   const took = record.duration_ms === undefined ? '' : `${record.duration_ms} ms`;
@@ -353,6 +364,17 @@ function post(url: string, body: string, signal: AbortSignal): Promise<number> {
     request.on('error', reject);
     request.end(body);
   });
+}
+
+/**
+ * The curl for GET /metrics. A generated (throw-away, this session only) token
+ * is shown as is so the line can be pasted; the user's own is never printed.
+ */
+function scrapeCommand(httpPort: number, generatedToken: string | undefined): string {
+  const url = `http://${LOOPBACK}:${httpPort}/metrics`;
+  return generatedToken
+    ? `curl -H 'Authorization: Bearer ${generatedToken}' ${url}   (a throw-away METRICS_BEARER_TOKEN for this session)`
+    : `curl -H "Authorization: Bearer $METRICS_BEARER_TOKEN" ${url}   (your METRICS_BEARER_TOKEN)`;
 }
 
 // ---------------------------------------------------------------- the stack
@@ -526,6 +548,9 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
       '(or put a `pushgateway` binary on PATH, from prometheus.io/download), or set PUSHGATEWAY_URL';
   }
 
+  // ---- GET /metrics answers 503 without a token: give this session one.
+  const metricsToken = options.metricsToken ?? randomBytes(24).toString('hex');
+
   // ---- serverless offline
   // Not under .esbuild: `serverless package` deletes that whole folder when it is done.
   stack.workFolder = join('.tmp', `offline-${process.pid}`);
@@ -545,6 +570,7 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
     SLS_NOTIFICATIONS_MODE: 'off',
     OFFLINE_LAMBDA_PORT: String(lambdaPort),
     OFFLINE_HTTP_PORT: String(httpPort),
+    METRICS_BEARER_TOKEN: metricsToken,
     ESBUILD_WORK_FOLDER: stack.workFolder,
     ...(options.databaseUrl ? {} : { RUNS_TABLE: 'runs' }),
   };
@@ -638,6 +664,7 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   say(
     `             aws lambda invoke --endpoint-url http://${LOOPBACK}:${started.lambdaPort} --no-sign-request --region ${REGION} --function-name ${started.functionName} --payload fileb:///dev/null /dev/stdout`,
   );
+  say(`  scrape     ${scrapeCommand(httpPort, options.metricsToken === undefined ? metricsToken : undefined)}`);
   say('  Ctrl-C stops everything.');
   say();
 

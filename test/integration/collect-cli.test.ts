@@ -12,6 +12,7 @@ import { bridgeTarget, startBridge } from '../../lib/bridge';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { selfSignedCertificate } from '../support/tls';
 import { sample, startPushgateway, type TestPushgateway } from '../support/pushgateway';
+import { runEnv } from '../support/test-run';
 
 const run = promisify(execFile);
 let db: TestDatabase;
@@ -28,7 +29,7 @@ afterAll(async () => {
 });
 
 async function cli(env: Record<string, string>) {
-  const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' };
+  const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...runEnv() };
   try {
     const { stdout, stderr } = await run('npx', ['tsx', 'scripts/collect.ts'], { env: { ...base, ...env }, timeout: 30_000 });
     return { code: 0, stdout, stderr };

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sample } from '../support/pushgateway';
+import { eventually } from '../support/prometheus';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 interface Run {
   child: ChildProcess;
@@ -30,7 +30,9 @@ function startDev(extra: Record<string, string> = {}): Run {
   for (const name of ['DATABASE_URL', 'DATABASE_WS_PROXY', 'DATABASE_ALLOW_PLAINTEXT', 'PUSHGATEWAY_URL', 'PUSH_DRY_RUN', 'RUNS_TABLE', 'VERBOSE', 'OFFLINE_LAMBDA_PORT', 'OFFLINE_HTTP_PORT']) {
     if (!(name in extra)) delete env[name];
   }
-  const child = spawn(TSX, ['scripts/dev.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // As npm start runs it: node --import tsx, one process. The tsx CLI would sit in between and, when
+  // the script does not confirm a relayed SIGINT within 30 ms (a loaded machine), kill it and exit 130.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -166,6 +168,24 @@ describe('npm start (scripts/dev.ts)', () => {
     expect(sample(text, 'xyn_queue_ready_depth', { job: 'xyn_metrics' }) + sample(text, 'xyn_queue_future_depth', { job: 'xyn_metrics' })).toBe(depth('QUEUED'));
     expect(sample(text, 'xyn_collector_up', { job: 'xyn_metrics' })).toBe(1);
 
+    // GET /metrics, exactly as printed: the throw-away token opens it, no token does not.
+    const scrape = /scrape {5}curl -H 'Authorization: Bearer ([0-9a-f]{32,})' (http:\/\/127\.0\.0\.1:\d+\/metrics) {3}\(a throw-away/.exec(run.output());
+    expect(scrape, run.output()).not.toBeNull();
+    const [, token, metricsUrl] = scrape!;
+    const scraped = await fetch(metricsUrl!, { headers: { authorization: `Bearer ${token}` } });
+    const scrapedText = await scraped.text();
+    expect(scraped.status, scrapedText).toBe(200);
+    expect(() => sample(scrapedText, 'xyn_queue_ready_depth'), scrapedText).not.toThrow();
+    expect((await fetch(metricsUrl!)).status).toBe(401);
+    const scrapeLines = await waitFor('the two scrape lines', run, () => {
+      const lines = run.output().split('\n').filter((l) => /^\d\d:\d\d:\d\d {2}scrape {4}/.test(l));
+      return lines.length >= 2 ? lines : undefined;
+    }, 10_000);
+    expect(scrapeLines[0]).toMatch(/scrape {4}HTTP 200 scrape \| \d+ ms$/);
+    expect(scrapeLines[1]).toMatch(/scrape {4}HTTP 401 scrape unauthorized$/);
+    expect(run.output()).not.toMatch(/FAILED .*scrape/);
+    ports.push(Number(new URL(metricsUrl!).port));
+
     // On demand, exactly as printed: POST '{}' to the Lambda endpoint.
     const before = tickLines(run.output()).length;
     const response = await fetch(banner, { method: 'POST', body: '{}' });
@@ -174,7 +194,7 @@ describe('npm start (scripts/dev.ts)', () => {
     await waitFor('the on-demand tick line', run, () => (tickLines(run.output()).length > before ? true : undefined), 10_000);
 
     // Ctrl-C: everything goes, every port is freed, exit 0.
-    const pids = descendants(run.child.pid!);
+    const pids = [run.child.pid!, ...descendants(run.child.pid!)];
     expect(pids.length).toBeGreaterThanOrEqual(3); // dev.ts, serverless offline, the Pushgateway at least
     const ownFolders = readdirSync(join(ROOT, '.tmp')).filter((d) => pids.some((pid) => d === `offline-${pid}`));
     expect(ownFolders).toHaveLength(1);
@@ -183,7 +203,7 @@ describe('npm start (scripts/dev.ts)', () => {
     expect(exit, run.output()).toEqual({ code: 0, signal: null });
     expect(run.output()).toContain('SIGINT: stopping');
     expect(run.output()).not.toMatch(/exited \(|Error:|\n\s+at /);
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('every process of the stack gone', async () => (pids.some(alive) ? undefined : true), 5_000).catch(() => {});
     expect(pids.filter(alive)).toEqual([]);
     for (const port of ports) expect(await portIsFree(port), `port ${port}`).toBe(true);
     // Its esbuild work folder went too.

@@ -13,6 +13,7 @@ import { metrics } from '../../functions/metrics';
 import { startBridge, type Bridge } from '../../lib/bridge';
 import { captureOutput, lambdaContext, withEnv } from '../support/lambda';
 import { freePort } from '../support/net';
+import { runEnv } from '../support/test-run';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 
@@ -39,6 +40,8 @@ async function startOffline(env: Record<string, string>): Promise<void> {
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
+      // Stays the test run's: ended and cleaned up with it even if this file fails half-way.
+      ...runEnv(),
       AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
       AWS_SECRET_ACCESS_KEY: 'placeholder',
       SLS_TELEMETRY_DISABLED: '1',

@@ -18,6 +18,7 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import {
   eventually,
   readMonitoringFile,
+  rulesEvaluatedSince,
   startOwnPushgateway,
   startPrometheus,
   testPrometheusConfig,
@@ -38,6 +39,8 @@ let prometheus: TestPrometheus;
 /** A second Prometheus with the same rules but a freshness limit of FROZEN_AFTER_S seconds. */
 let shortLived: TestPrometheus;
 const FROZEN_AFTER_S = 5;
+/** Scrape and rule evaluation interval of both test Prometheus servers. */
+const EVALUATION_INTERVAL_MS = 1_000;
 let dashboard: Dashboard;
 let ruleFileText: string;
 
@@ -138,8 +141,8 @@ beforeAll(async () => {
   const shortRules = rules.replace(/(record: xyn_threshold:push_max_age_seconds\n\s+expr: )vector\(300\)/, `$1vector(${FROZEN_AFTER_S})`);
   expect(shortRules).not.toBe(rules);
   [prometheus, shortLived] = await Promise.all([
-    startPrometheus(testPrometheusConfig(source, { pushgateway: target, interval: '1s' })),
-    startPrometheus(testPrometheusConfig(source, { pushgateway: target, interval: '1s', rules: 'beside' }), {
+    startPrometheus(testPrometheusConfig(source, { pushgateway: target, interval: `${EVALUATION_INTERVAL_MS / 1000}s` })),
+    startPrometheus(testPrometheusConfig(source, { pushgateway: target, interval: `${EVALUATION_INTERVAL_MS / 1000}s`, rules: 'beside' }), {
       'rules.yml': shortRules,
       'alerts.yml': await readMonitoringFile('alerts.yml'),
     }),
@@ -232,6 +235,7 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
       const results = await Promise.all(rules.map(check));
       throw new Error(`${error.message}\n${JSON.stringify(results)}`);
     });
+    const settledAt = Date.now();
     expect(outcome.length).toBe(rules.length);
 
     // Recorded series keep the group's labels, so each group is gated by its own push time.
@@ -239,12 +243,12 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
     expect(fresh.metric).toEqual({ __name__: 'xyn:queue_ready_depth:fresh', ...GROUP });
     expect(valueOf(fresh)).toBe(150);
 
-    // Those conditions show up as pending alerts (each has a `for` longer than this test).
-    const alerts = await eventually('pending alerts', async () => {
-      const { alerts } = await prometheus.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('/api/v1/alerts');
-      const names = new Set(alerts.map((a) => a.labels.alertname));
-      return [...holding].every((n) => names.has(n)) ? alerts : undefined;
-    });
+    // Those conditions show up as pending alerts (each has a `for` longer than this test),
+    // once the alerting rules have been evaluated on the settled data: an alert group
+    // evaluated before the recorded series existed holds e.g. XynMetricsAbsent pending
+    // until its next evaluation clears it.
+    await rulesEvaluatedSince(prometheus, settledAt, EVALUATION_INTERVAL_MS);
+    const { alerts } = await prometheus.api<{ alerts: { labels: Record<string, string>; state: string }[] }>('/api/v1/alerts');
     expect(new Set(alerts.map((a) => a.labels.alertname))).toEqual(holding);
     for (const alert of alerts) expect(alert).toMatchObject({ state: 'pending', labels: { ...GROUP } });
   });

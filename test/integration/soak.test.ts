@@ -10,7 +10,8 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../functions/collect';
 import { lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
-import { baseEnv, seedKnownQueue, sleep, startStack, type Stack } from '../support/faults';
+import { baseEnv, seedKnownQueue, startStack, waitFor, type Stack } from '../support/faults';
+import { settleTo } from '../support/misbehaving';
 import { sample } from '../support/pushgateway';
 
 const TICKS = Number(process.env.SOAK_TICKS ?? 500);
@@ -58,15 +59,25 @@ describe('soak', () => {
     const write = process.stdout.write.bind(process.stdout);
     let lastLine = '';
 
-    async function measure(tick: number): Promise<Measure> {
-      await sleep(50); // let closed sockets finish closing
-      gc();
-      gc();
-      const rows = await stack.db.query<{ n: string }>(
-        `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'xyn-metrics' AND query LIKE $1`,
-        [`%${stack.db.schema}%`],
+    const dbConnections = async () =>
+      Number(
+        (
+          await stack.db.query<{ n: string }>(
+            `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'xyn-metrics' AND query LIKE $1`,
+            [`%${stack.db.schema}%`],
+          )
+        )[0]!.n,
       );
-      return { tick, heapMb: process.memoryUsage().heapUsed / 2 ** 20, handles: handles(), resources: resources(), dbConnections: Number(rows[0]!.n) };
+
+    async function measure(tick: number, warm?: Measure): Promise<Measure> {
+      // A tick's sockets finish closing after it returns: wait until the server saw its connection end
+      // and, after warm-up, until the process holds no more than then. A leak waits out the deadline
+      // and fails the assertions below with the figures.
+      await waitFor('the collector connections closed in PostgreSQL', async () => ((await dbConnections()) === 0 ? true : undefined), 5_000).catch(() => {});
+      if (warm) await settleTo(warm.resources, 5_000);
+      gc();
+      gc();
+      return { tick, heapMb: process.memoryUsage().heapUsed / 2 ** 20, handles: handles(), resources: resources(), dbConnections: await dbConnections() };
     }
 
     const samplesTaken: Measure[] = [];
@@ -84,7 +95,7 @@ describe('soak', () => {
           durations.push(Date.now() - t0);
           if (result.outcome !== 'ok') throw new Error(`tick ${tick}: ${result.outcome} ${lastLine}`);
           // Warm-up first (JIT, lazy modules), then at regular steps.
-          if (tick === Math.min(50, TICKS) || tick % 100 === 0 || tick === TICKS) samplesTaken.push(await measure(tick));
+          if (tick === Math.min(50, TICKS) || tick % 100 === 0 || tick === TICKS) samplesTaken.push(await measure(tick, samplesTaken[0]));
         }
       } finally {
         process.stdout.write = write;

@@ -16,7 +16,6 @@ import {
   invokeCollect,
   pushRaw,
   pushTime,
-  sleep,
   startSwitchableProxy,
   waitFor,
   type Invocation,
@@ -238,7 +237,8 @@ export async function runFaultCase(c: FaultCase, ctx: FaultContext): Promise<Inv
   const before = await ctx.stack.gateway.scrape();
   expectKnownQueue(before, ctx.job);
   const pushedBefore = pushTime(before, ctx.job);
-  await sleep(20); // push times are compared below
+  // The failed tick's push time is compared with this one's below: let the clock pass it.
+  await waitFor('the clock to pass the healthy push time', async () => (Date.now() / 1000 > pushedBefore ? true : undefined));
 
   const undo = await c.inject?.(ctx);
   let failed: Invocation;

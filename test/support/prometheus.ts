@@ -106,10 +106,13 @@ export interface PromRuleGroup {
   name: string;
   file: string;
   rules: PromRule[];
+  /** RFC 3339 time the group's last evaluation started. */
+  lastEvaluation: string;
 }
 
 export interface TestPrometheus {
   url: string;
+  pid: number;
   /** An instant query; throws with Prometheus's own message when it does not parse. */
   query(expr: string): Promise<PromSample[]>;
   /** GET an API path (e.g. /api/v1/rules) and return `data`. */
@@ -200,6 +203,7 @@ export async function startPrometheus(
     }
     return {
       url,
+      pid: child.pid!,
       query: async (expr) =>
         (await apiGet<{ resultType: string; result: PromSample[] }>(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`)).result,
       api: (pathAndQuery) => apiGet(`${url}${pathAndQuery}`),
@@ -225,7 +229,6 @@ export async function startOwnPushgateway(attempts = 3): Promise<TestPushgateway
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const gateway = await startPushgateway(['--persistence.file=']);
-    await new Promise((r) => setTimeout(r, 200));
     const foreign = (await gateway.scrape()).split('\n').some((line) => line.startsWith('push_time_seconds'));
     if (gateway.process.exitCode === null && !foreign) return gateway;
     lastError = new Error(`port ${gateway.port} answered with another gateway's groups`);
@@ -249,6 +252,20 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+/**
+ * Wait until every rule group has started an evaluation more than one
+ * `intervalMs` after `sinceMs` (epoch ms): from then on, each rule's state
+ * (an alert's pending/inactive, a recorded series) reflects the data as it
+ * was at `sinceMs`. A group's evaluation timestamp is its schedule slot,
+ * which may lag the wall-clock start by up to an interval, hence the margin.
+ */
+export function rulesEvaluatedSince(prometheus: TestPrometheus, sinceMs: number, intervalMs: number, timeoutMs = 15_000): Promise<PromRuleGroup[]> {
+  return eventually(`every rule group evaluated after ${new Date(sinceMs + intervalMs).toISOString()}`, async () => {
+    const groups = await prometheus.ruleGroups();
+    return groups.length > 0 && groups.every((g) => Date.parse(g.lastEvaluation) > sinceMs + intervalMs) ? groups : undefined;
+  }, timeoutMs);
 }
 
 export const readMonitoringFile = (name: string) => readFile(path.join(MONITORING_DIR, name), 'utf8');

@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { freePort, waitForHttp } from './net';
+import { freePort, listensOn, waitForHttp } from './net';
 
 const CANDIDATES = [process.env.PUSHGATEWAY_BIN, '/usr/bin/prometheus-pushgateway', '/usr/local/bin/pushgateway'];
 
@@ -58,9 +58,8 @@ async function startPushgatewayOnce(extraArgs: string[]): Promise<TestPushgatewa
     );
     exited.catch(() => {});
     await Promise.race([waitForHttp(`${url}/-/ready`, 10_000), exited]);
-    // If another process took the port first, ours exited and /-/ready answered for someone else.
-    await new Promise((r) => setTimeout(r, 200));
-    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode} (port ${port} taken?)`);
+    // Another process may have taken the port between freePort() and the bind: only our child holding the socket proves it is ours.
+    if (!listensOn(child.pid!, port)) throw new Error(`port ${port} is held by another process`);
     const existing = await (await fetch(`${url}/api/v1/metrics`)).json() as { data?: unknown[] };
     if ((existing.data ?? []).length > 0) throw new Error(`the gateway on port ${port} is not a fresh one`);
   } catch (error) {

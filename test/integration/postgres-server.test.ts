@@ -1,0 +1,61 @@
+/**
+ * startPostgresServer: the throw-away PostgreSQL npm test starts when
+ * TEST_DATABASE_URL is unset (and tests start for a server of their own).
+ */
+
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { settingArgs, startPostgresServer } from '../support/postgres-server';
+
+function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+describe('startPostgresServer', () => {
+  it('starts a server with the given settings on its URL, not as root, and stop() removes it', async () => {
+    const server = await startPostgresServer({ settings: { work_mem: '7MB', application_name: 'xyn-test-server' } });
+    let stopped = false;
+    try {
+      expect(server.url).toBe(`postgresql://postgres:${new URL(server.url).password}@127.0.0.1:${server.port}/postgres`);
+      expect(new URL(server.url).password).toMatch(/^[0-9a-f]{24}$/);
+      const client = new pg.Client({ connectionString: server.url });
+      await client.connect();
+      try {
+        expect((await client.query('SHOW work_mem')).rows[0]).toEqual({ work_mem: '7MB' });
+        expect((await client.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!.data_directory).toBe(server.dataDir);
+      } finally {
+        await client.end();
+      }
+      // The wrong password is refused: the server checks passwords (scram-sha-256), it does not trust.
+      const wrong = new URL(server.url);
+      wrong.password = 'not-the-password';
+      await expect(new pg.Client({ connectionString: wrong.toString() }).connect()).rejects.toThrow(/password authentication failed/);
+
+      const postmaster = Number(readFileSync(path.join(server.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${postmaster}/status`, 'utf8'))![1]);
+      if (process.getuid?.() === 0) expect(uid).not.toBe(0);
+
+      await server.stop();
+      stopped = true;
+      expect(existsSync(path.dirname(server.dataDir))).toBe(false);
+      expect(await portAnswers(server.port)).toBe(false);
+    } finally {
+      if (!stopped) await server.stop();
+    }
+  });
+
+  it('rejects a setting name that is not one, naming it', () => {
+    expect(settingArgs({ ssl: 'on', 'ssl_cert_file': '/x/server.crt' })).toEqual(['-c', 'ssl=on', '-c', 'ssl_cert_file=/x/server.crt']);
+    expect(() => settingArgs({ 'ssl=on -c fsync': 'off' })).toThrow(/PostgreSQL setting name "ssl=on -c fsync" is not a valid name/);
+  });
+});
