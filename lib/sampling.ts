@@ -151,7 +151,9 @@ export async function runSamples(
       previous = 0;
       continue;
     }
-    if (decision.waitMs > 0) await clock.sleep(decision.waitMs);
+    // A timer may fire a millisecond early by Date.now(); a sample never starts before its slot.
+    const slotStart = clock.now() + decision.waitMs;
+    while (clock.now() < slotStart) await clock.sleep(slotStart - clock.now());
     const began = clock.now();
     const context = { ...tickOptions.context, sample: slot.index + 1, samples: k, sample_offset_ms: began - startMs };
     try {

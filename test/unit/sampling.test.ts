@@ -106,6 +106,23 @@ describe('runSamples', () => {
   });
 });
 
+describe('runSamples waiting for a slot', () => {
+  it('never starts a sample before its slot, even when a timer fires early', async () => {
+    let now = 1_000_000;
+    const t0 = now;
+    // Node timers may fire a millisecond early as Date.now() sees it.
+    const clock = { now: () => now, sleep: async (ms: number) => void (now += Math.max(1, ms - 1)) };
+    const offsets: number[] = [];
+    await runSamples(fakeConfig(4, 60), { log: () => {}, eventTime: new Date(t0).toISOString() }, async (_c, o) => {
+      offsets.push(o.context!.sample_offset_ms as number);
+      now += 100;
+      return fakeResult();
+    }, clock);
+    expect(offsets).toHaveLength(4);
+    offsets.forEach((offset, i) => expect(offset, `sample ${i + 1}`).toBeGreaterThanOrEqual(i * 15_000));
+  });
+});
+
 /**
  * The whole schedule on a simulated clock: each fake sample takes the time it
  * is told, or is cut at its deadline (plus a few ms to close, as a real one).
