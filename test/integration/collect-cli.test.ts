@@ -62,9 +62,11 @@ describe('npm run collect', () => {
   });
 
   it('names a wrong password without printing it', async () => {
-    const { code, stdout, stderr } = await cli({ DATABASE_URL: 'postgresql://postgres:Hidden-Pass-1@127.0.0.1:5432/postgres', RUNS_TABLE: db.table });
+    const wrong = new URL(db.url);
+    wrong.password = 'Hidden-Pass-1';
+    const { code, stdout, stderr } = await cli({ DATABASE_URL: wrong.toString(), RUNS_TABLE: db.table });
     expect(code).toBe(1);
-    expect(stderr.trim().split('\n').at(-1)).toMatch(/password authentication failed for user "postgres"/);
+    expect(stderr.trim().split('\n').at(-1)).toMatch(new RegExp(`password authentication failed for user "${decodeURIComponent(wrong.username)}"`));
     expect(stdout + stderr).not.toContain('Hidden-Pass-1');
   });
 
