@@ -10,6 +10,7 @@
 
 import http from 'node:http';
 import https from 'node:https';
+import { DeadlineError, sleep, withDeadline, type Deadline } from './deadline';
 
 export interface HttpRequest {
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -95,4 +96,59 @@ export async function httpRequestOk(request: HttpRequest): Promise<HttpResponse>
   const response = await httpRequest(request);
   if (response.status < 200 || response.status > 299) throw new HttpStatusError(response.status, response.body);
   return response;
+}
+
+export interface RetryOptions {
+  /** Wall-time bound of one attempt (PUSH_TIMEOUT_MS), under the deadline. */
+  attemptTimeoutMs: number;
+  retries: number;
+}
+
+export interface RetriedRequest {
+  attempts: number;
+  /** Why the last attempt failed (or why none could start); undefined on success. */
+  error: unknown;
+  /** The status of the last answer, when the peer answered with one outside 2xx. */
+  status: number | undefined;
+}
+
+/**
+ * One sink's send: up to 1 + retries attempts, each bounded by the deadline and
+ * attemptTimeoutMs of wall time (a socket timeout is only an idle timeout) and
+ * aborted when cut, so its socket closes. Retried with backoff only where
+ * isRetryableError says another attempt may succeed; the backoff never sleeps
+ * past the deadline. `request` is called per attempt (a SigV4 signature ages).
+ * Never throws: the caller words its own error from the result.
+ */
+export async function requestWithRetries(
+  what: string,
+  request: () => HttpRequest,
+  deadline: Deadline,
+  options: RetryOptions,
+): Promise<RetriedRequest> {
+  let lastError: unknown = new DeadlineError('no time left before the tick deadline');
+  let attempt = 0;
+  while (attempt <= options.retries && deadline.remainingMs() > 0) {
+    attempt += 1;
+    const abort = new AbortController();
+    try {
+      await withDeadline(
+        `${what} attempt ${attempt}`,
+        deadline,
+        httpRequestOk({ ...request(), signal: abort.signal }),
+        () => abort.abort(),
+        options.attemptTimeoutMs,
+        'PUSH_TIMEOUT_MS',
+      );
+      return { attempts: attempt, error: undefined, status: undefined };
+    } catch (error) {
+      abort.abort();
+      lastError = error;
+      if (!isRetryableError(error)) break;
+      const backoff = Math.min(200 * 2 ** (attempt - 1), 2_000);
+      if (attempt <= options.retries && deadline.remainingMs() > backoff) await sleep(backoff, deadline);
+      else break;
+    }
+  }
+  return { attempts: attempt, error: lastError, status: lastError instanceof HttpStatusError ? lastError.status : undefined };
 }

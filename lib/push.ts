@@ -16,8 +16,8 @@
 import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import type { PushgatewayConfig } from './config';
-import { DeadlineError, sleep, withDeadline, type Deadline } from './deadline';
-import { HttpStatusError, httpRequestOk, isRetryableError } from './http';
+import type { Deadline } from './deadline';
+import { requestWithRetries } from './http';
 import { describeError } from './redact';
 
 export class PushError extends Error {
@@ -73,31 +73,9 @@ export async function pushToGateway(
     body,
     ...(ca ? { ca } : {}),
   };
-  let lastError: unknown;
-  let attempt = 0;
-  while (attempt <= options.retries && deadline.remainingMs() > 0) {
-    attempt += 1;
-    const abort = new AbortController();
-    try {
-      await withDeadline(
-        `push attempt ${attempt}`,
-        deadline,
-        httpRequestOk({ ...request, signal: abort.signal }),
-        () => abort.abort(),
-        options.attemptTimeoutMs,
-        'PUSH_TIMEOUT_MS',
-      );
-      return { attempts: attempt };
-    } catch (error) {
-      abort.abort();
-      lastError = error;
-      if (!isRetryableError(error)) break;
-      const backoff = Math.min(200 * 2 ** (attempt - 1), 2_000);
-      if (attempt <= options.retries && deadline.remainingMs() > backoff) await sleep(backoff, deadline);
-      else break;
-    }
-  }
+  const sent = await requestWithRetries('push', () => request, deadline, options);
+  if (sent.error === undefined) return { attempts: sent.attempts };
   // Redaction happens in the tick, with the configured secrets; here only the wording.
-  const reason = describeError(lastError ?? new DeadlineError('no time left before the tick deadline'), []);
-  throw new PushError(`push to ${groupPath(config)} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${reason}`, attempt, lastError instanceof HttpStatusError ? lastError.status : undefined);
+  const reason = describeError(sent.error, []);
+  throw new PushError(`push to ${groupPath(config)} failed after ${sent.attempts} attempt${sent.attempts === 1 ? '' : 's'}: ${reason}`, sent.attempts, sent.status);
 }

@@ -20,8 +20,8 @@ import aws4 from 'aws4';
 import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import { compress } from 'snappyjs';
 import type { Env, RemoteWriteConfig } from './config';
-import { DeadlineError, sleep, withDeadline, type Deadline } from './deadline';
-import { httpRequestOk, isRetryableError, HttpStatusError } from './http';
+import type { Deadline } from './deadline';
+import { requestWithRetries } from './http';
 import { describeError } from './redact';
 
 export class RemoteWriteError extends Error {
@@ -219,36 +219,14 @@ export async function writeToRemote(
       throw new RemoteWriteError(`remote write to ${remoteWriteTarget(config)}: ${(error as Error).message}`, undefined, 0);
     }
   }
-  let lastError: unknown;
-  let attempt = 0;
-  while (attempt <= options.retries && deadline.remainingMs() > 0) {
-    attempt += 1;
-    const abort = new AbortController();
-    try {
-      // Signed per attempt: a SigV4 signature is only good for a few minutes.
-      const headers = requestHeaders(config, body, env);
-      await withDeadline(
-        `remote write attempt ${attempt}`,
-        deadline,
-        httpRequestOk({ method: 'POST', url: config.url, headers, body, signal: abort.signal, ...(ca ? { ca } : {}) }),
-        () => abort.abort(),
-        options.attemptTimeoutMs,
-        'PUSH_TIMEOUT_MS',
-      );
-      return { attempts: attempt };
-    } catch (error) {
-      abort.abort();
-      lastError = error;
-      if (!isRetryableError(error)) break;
-      const backoff = Math.min(200 * 2 ** (attempt - 1), 2_000);
-      if (attempt <= options.retries && deadline.remainingMs() > backoff) await sleep(backoff, deadline);
-      else break;
-    }
-  }
-  const reason = describeError(lastError ?? new DeadlineError('no time left before the tick deadline'), []);
+  // Signed per attempt: a SigV4 signature is only good for a few minutes.
+  const request = () => ({ method: 'POST' as const, url: config.url, headers: requestHeaders(config, body, env), body, ...(ca ? { ca } : {}) });
+  const sent = await requestWithRetries('remote write', request, deadline, options);
+  if (sent.error === undefined) return { attempts: sent.attempts };
+  const reason = describeError(sent.error, []);
   throw new RemoteWriteError(
-    `remote write to ${remoteWriteTarget(config)} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${reason}`,
-    lastError instanceof HttpStatusError ? lastError.status : undefined,
-    attempt,
+    `remote write to ${remoteWriteTarget(config)} failed after ${sent.attempts} attempt${sent.attempts === 1 ? '' : 's'}: ${reason}`,
+    sent.status,
+    sent.attempts,
   );
 }
