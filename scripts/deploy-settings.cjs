@@ -18,6 +18,8 @@
  * - The collect timeout follows SAMPLES_PER_INVOCATION unless COLLECT_TIMEOUT_SECONDS says.
  * - A private CA bundle (PUSHGATEWAY_CA_FILE, REMOTE_WRITE_CA_FILE: a PEM file
  *   inside the project) is carried in the collect package and named by its path there.
+ *   DATABASE_CA_FILE (say, the RDS CA bundle) is carried in both packages; DATABASE_URL's
+ *   own sslrootcert names it, so the functions get no variable for it.
  * - Remote write (REMOTE_WRITE_*, docs/metrics.md) goes to collect only; with
  *   REMOTE_WRITE_SIGV4=true the role may aps:RemoteWrite to AMP_WORKSPACE_ARN alone.
  */
@@ -180,6 +182,9 @@ function deploySettings(env, { region, stage, local, serviceDir }) {
   const pushAuth = sinkAuth(env, 'PUSHGATEWAY');
   const writeAuth = sinkAuth(env, 'REMOTE_WRITE');
   const caFiles = caBundles(env, serviceDir);
+  // The database's CA travels with both functions; DATABASE_URL (from SSM) points at it with sslrootcert.
+  const databaseCa = caBundle(env, 'DATABASE_CA_FILE', serviceDir);
+  const databaseCaPatterns = databaseCa ? [databaseCa] : [];
   const workspace = remoteWriteWorkspace(env);
 
   const collectSecrets = ['DATABASE_URL', ...pushAuth.secrets, ...writeAuth.secrets];
@@ -193,7 +198,7 @@ function deploySettings(env, { region, stage, local, serviceDir }) {
       ...caFiles,
       ...secretEnvironment(env, collectSecrets, stage, local),
     },
-    packagePatterns: Object.values(caFiles),
+    packagePatterns: [...Object.values(caFiles), ...databaseCaPatterns],
   };
   const metrics = {
     environment: {
@@ -202,6 +207,7 @@ function deploySettings(env, { region, stage, local, serviceDir }) {
       TICK_TIMEOUT_MS: set(env, 'METRICS_TICK_TIMEOUT_MS') ? env.METRICS_TICK_TIMEOUT_MS : '8000',
       ...secretEnvironment(env, metricsSecrets, stage, local),
     },
+    packagePatterns: databaseCaPatterns,
   };
   const parameters = [...new Set([...collectSecrets, ...metricsSecrets])].map((variable) => parameterName(env, variable, stage));
   return {

@@ -60,6 +60,8 @@ beforeAll(() => {
     PUSHGATEWAY_AUTH: 'basic',
     PUSHGATEWAY_USERNAME: 'xyn_pusher',
     PUSHGATEWAY_CA_FILE: caFile,
+    // The database's CA (e.g. RDS's bundle): both zips carry it; DATABASE_URL's sslrootcert names it.
+    DATABASE_CA_FILE: caFile,
     SAMPLES_PER_INVOCATION: '3',
     RUNS_TABLE: 'xyn.runs',
   }, ['--stage', STAGE]);
@@ -170,7 +172,14 @@ describe('the packaged deploy', () => {
     const entries = readZip(full.zips.collect!);
     const ca = entries.find((e) => e.name === fn(fullTemplate, 'collect')!.Properties.Environment.Variables.PUSHGATEWAY_CA_FILE);
     expect(ca?.data.toString('utf8')).toBe(caPem);
-    expect(readZip(full.zips.metrics!).map((e) => e.name)).toEqual(['functions/metrics.cjs']);
+  });
+
+  it('carries DATABASE_CA_FILE in both zips at its path in the project, and only there', () => {
+    for (const name of ['collect', 'metrics'] as const) {
+      const entries = readZip(full.zips[name]!);
+      expect(entries.map((e) => e.name).sort(), `${name}.zip`).toEqual([`functions/${name}.cjs`, caFile].sort());
+      expect(entries.find((e) => e.name === caFile)?.data.toString('utf8')).toBe(caPem);
+    }
   });
 
   it('sets the collect timeout from SAMPLES_PER_INVOCATION: one tick 30 s, sampling the schedule period + 10 s', () => {

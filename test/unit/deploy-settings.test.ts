@@ -8,7 +8,7 @@ type Settings = {
   region: string;
   metricsEndpoint: 'on' | 'off';
   collect: { timeout: number; environment: Record<string, string>; packagePatterns: string[] };
-  metrics: { environment: Record<string, string> };
+  metrics: { environment: Record<string, string>; packagePatterns: string[] };
   parameters: string[];
   iamStatements: { Action: string[]; Resource: unknown[]; Condition?: unknown }[];
 };
@@ -123,6 +123,16 @@ describe('deploy settings', () => {
     expect(() => deploy({ PUSHGATEWAY_CA_FILE: '/etc/ssl/certs/x.pem' })).toThrow(/inside the project/);
     expect(() => deploy({ PUSHGATEWAY_CA_FILE: 'missing.pem' })).toThrow(/does not exist: missing.pem/);
     expect(() => deploy({ PUSHGATEWAY_CA_FILE: 'not-a-cert.txt' })).toThrow(/holds no PEM certificate/);
+  });
+
+  it('DATABASE_CA_FILE (e.g. the RDS CA bundle) is carried by both packages, with no variable: sslrootcert in DATABASE_URL names it', () => {
+    writeFileSync(path.join(serviceDir, 'rds.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const s = deploy({ DATABASE_CA_FILE: 'rds.pem' });
+    expect(s.collect.packagePatterns).toEqual(['rds.pem']);
+    expect(s.metrics.packagePatterns).toEqual(['rds.pem']);
+    expect(s.collect.environment).not.toHaveProperty('DATABASE_CA_FILE');
+    expect(deploy({}).metrics.packagePatterns).toEqual([]);
+    expect(() => deploy({ DATABASE_CA_FILE: '/etc/ssl/certs/rds.pem' })).toThrow(/DATABASE_CA_FILE must be a file inside the project/);
   });
 
   it('remote write: its settings and secrets go to collect only; SigV4 may write to the one AMP workspace', () => {
