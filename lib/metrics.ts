@@ -6,7 +6,11 @@
  * global registry would throw "already registered" in a warm Lambda container.
  */
 
-import { Gauge, Registry } from 'prom-client';
+// Straight from prom-client's files, not its index: the index also loads every
+// other metric type, the default process metrics, tdigest and @opentelemetry/api,
+// which the tick never uses and every cold start would parse.
+import Gauge from 'prom-client/lib/gauge.js';
+import Registry from 'prom-client/lib/registry.js';
 import { BLUEPRINT_QUANTILES, type BlueprintSnapshot } from './blueprints';
 import type { QueueSnapshot } from './snapshot';
 
