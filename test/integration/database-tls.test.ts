@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { runsSchemaSql } from '../../scripts/runs-schema';
 import { invokeCollect } from '../support/lambda';
-import { startPostgresServer, type PostgresServer } from '../support/postgres-tls-server';
+import { startPostgresServer, type PostgresServer } from '../support/postgres-server';
 import { selfSignedCertificate, type Certificate } from '../support/tls';
 import { startWireTap, type WireTap } from '../support/wire';
 
@@ -24,6 +24,8 @@ beforeAll(async () => {
   server = await startPostgresServer({
     settings: { ssl: 'on', ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' },
     files: { 'server.crt': certificate.cert, 'server.key': certificate.key },
+    // Plain password auth: a session without TLS would carry the password itself, which the wire tests look for.
+    hba: ['host all all 127.0.0.1/32 password'],
   });
   const admin = new pg.Client({ connectionString: server.url, ssl: false });
   await admin.connect();

@@ -21,12 +21,18 @@ export interface PostgresServer {
   url: string;
   port: number;
   dataDir: string;
+  /** The superuser's password. */
+  password: string;
   stop(): Promise<void>;
 }
 
 export interface PostgresServerOptions {
   /** Server settings, each passed as `-c key=value` (e.g. { ssl: 'on', ssl_cert_file: … }). */
   settings?: Record<string, string>;
+  /** pg_hba.conf lines instead of initdb's (scram-sha-256 for every connection). */
+  hba?: string[];
+  /** Files the server reads (a certificate, its key): written into the data directory, 0600, owned by the server's user. */
+  files?: Record<string, Buffer | string>;
 }
 
 const START_TIMEOUT_MS = 30_000;
@@ -120,6 +126,13 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
     if (init.status !== 0) {
       throw new Error(`initdb failed (${init.error?.message ?? `exit ${init.status}`}): ${(init.stderr || init.stdout || '').trim().slice(-2_000)}`);
     }
+    const serverFiles = { ...options.files, ...(options.hba ? { 'pg_hba.conf': `${options.hba.join('\n')}\n` } : {}) };
+    for (const [name, content] of Object.entries(serverFiles)) {
+      const file = path.join(dataDir, name);
+      writeFileSync(file, content, { mode: 0o600 });
+      chmodSync(file, 0o600);
+      if (user) chownSync(file, user.uid, user.gid);
+    }
   } catch (error) {
     cleanup();
     throw error;
@@ -157,6 +170,7 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
         url,
         port,
         dataDir,
+        password,
         async stop() {
           await stopChild(child);
           cleanup();
