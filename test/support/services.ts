@@ -27,7 +27,17 @@ export const TOOLS: Tool[] = [
   { what: 'promtool', variable: 'PROMTOOL_BIN', names: ['promtool'], aptPackage: 'prometheus' },
   { what: 'psql', names: ['psql'], aptPackage: 'postgresql-client' },
   { what: 'openssl', names: ['openssl'], aptPackage: 'openssl' },
+  // To build AWS's Lambda runtime client once per machine (scripts/lambda-ric.sh), for the packaged zip's test.
+  { what: 'cmake', names: ['cmake'], aptPackage: 'cmake' },
+  { what: 'make', names: ['make'], aptPackage: 'make' },
+  { what: 'g++', names: ['g++'], aptPackage: 'g++' },
+  { what: 'autoconf', names: ['autoconf'], aptPackage: 'autoconf' },
+  { what: 'automake', names: ['automake'], aptPackage: 'automake' },
+  { what: 'libtool', names: ['libtoolize'], aptPackage: 'libtool' },
 ];
+
+/** The services the summary line names; the rest are tools. */
+const SERVICES = ['Pushgateway', 'Prometheus', 'promtool'];
 
 export function findTool(tool: Tool, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const override = tool.variable ? env[tool.variable] : undefined;
@@ -91,7 +101,7 @@ export async function provideServices(env: NodeJS.ProcessEnv = process.env): Pro
     const hint = missing.includes('postgresql') ? ' (for PostgreSQL, TEST_DATABASE_URL=<an existing server> or PG_BIN=<dir with initdb> also do)' : '';
     throw new Error(`the tests need what is missing here: apt-get install -y ${missing.join(' ')}${hint}`);
   }
-  const tools = TOOLS.filter((tool) => tool.what !== 'psql' && tool.what !== 'openssl')
+  const tools = TOOLS.filter((tool) => SERVICES.includes(tool.what))
     .map((tool) => `${tool.what} ${findTool(tool, env)}`)
     .join(', ');
   if (existing) {
