@@ -78,6 +78,22 @@ function deployedEnv(job: string, over: Record<string, string | undefined> = {})
 }
 
 /** No form of any secret in what the invocation printed, threw or returned. */
+/** Rotation on the database's side: the reader role gets a new password, and SSM the new DATABASE_URL. */
+async function rotateReaderPassword(prefix: string): Promise<void> {
+  const newPassword = `${prefix}-${randomBytes(6).toString('hex')}`;
+  secretsSeen.add(newPassword);
+  const admin = await adminClient();
+  try {
+    await admin.query(`ALTER ROLE ${stack.reader.name} PASSWORD '${scramVerifier(newPassword, 16)}'`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(readerUrl);
+  url.password = encodeURIComponent(newPassword);
+  readerUrl = url.toString();
+  ssm.put(DB_PARAMETER, readerUrl);
+}
+
 function expectNoSecret(run: { output: string; error?: unknown; result?: unknown }): void {
   const error = run.error as Error | undefined;
   const seen = [run.output, error?.message ?? '', error?.stack ?? '', JSON.stringify(run.result ?? null)].join('\n');
@@ -208,18 +224,7 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     expectOk(await invokeCollect(env));
     expect(ssm.requests).toHaveLength(1);
 
-    const newPassword = `rotated-${randomBytes(6).toString('hex')}`;
-    secretsSeen.add(newPassword);
-    const admin = await adminClient();
-    try {
-      await admin.query(`ALTER ROLE ${stack.reader.name} PASSWORD '${scramVerifier(newPassword, 16)}'`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(readerUrl);
-    url.password = encodeURIComponent(newPassword);
-    readerUrl = url.toString();
-    ssm.put(DB_PARAMETER, readerUrl);
+    await rotateReaderPassword('rotated');
 
     const run = await invokeCollect(env);
     expectOk(run);
@@ -293,18 +298,7 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
       withEnv(env, () => captureOutput(() => metrics({ rawPath: '/metrics', headers: { authorization: `Bearer ${BEARER_TOKEN}` } }, lambdaContext(10_000))));
     expect((await scrape()).result?.body).toMatch(/^xyn_collector_up 1$/m);
 
-    const newPassword = `rotated-scrape-${randomBytes(6).toString('hex')}`;
-    secretsSeen.add(newPassword);
-    const admin = await adminClient();
-    try {
-      await admin.query(`ALTER ROLE ${stack.reader.name} PASSWORD '${scramVerifier(newPassword, 16)}'`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(readerUrl);
-    url.password = encodeURIComponent(newPassword);
-    readerUrl = url.toString();
-    ssm.put(DB_PARAMETER, readerUrl);
+    await rotateReaderPassword('rotated-scrape');
 
     const rotated = await scrape();
     expect(rotated.result?.statusCode).toBe(200);

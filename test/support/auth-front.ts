@@ -5,7 +5,7 @@
  */
 
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenOnLoopback } from './net';
 import { forward } from './faults';
 
 export interface AuthFront {
@@ -18,7 +18,6 @@ export interface AuthFront {
 
 export async function startAuthFront(target: string, token: string): Promise<AuthFront> {
   const state = { token, refused: 0 };
-  const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     if (req.headers.authorization !== `Bearer ${state.token}`) {
       state.refused += 1;
@@ -28,17 +27,9 @@ export async function startAuthFront(target: string, token: string): Promise<Aut
     }
     forward(req, res, target);
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const listener = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listener.port}`,
     get token() {
       return state.token;
     },
@@ -46,10 +37,6 @@ export async function startAuthFront(target: string, token: string): Promise<Aut
       state.token = t;
     },
     refused: () => state.refused,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: listener.close,
   };
 }

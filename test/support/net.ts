@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export function freePort(): Promise<number> {
@@ -10,6 +10,35 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+export interface LoopbackListener {
+  port: number;
+  openConnections(): number;
+  /** Ends every open connection (a keep-alive client would hold close() otherwise), then the server. */
+  close(): Promise<void>;
+}
+
+/** `server` (http, https or plain TCP) listening on a free loopback port, its connections tracked. */
+export async function listenOnLoopback(server: Server): Promise<LoopbackListener> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    openConnections: () => sockets.size,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 export async function waitForHttp(url: string, timeoutMs: number): Promise<void> {

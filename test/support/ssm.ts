@@ -10,7 +10,7 @@
 
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenOnLoopback } from './net';
 
 export const TEST_REGION = 'eu-west-1';
 export const TEST_ACCESS_KEY_ID = 'AKIDXYNMETRICSTEST01';
@@ -93,7 +93,6 @@ export async function startFakeSsm(): Promise<FakeSsm> {
   const parameters = new Map<string, { value: string; type: string; version: number }>();
   const requests: SsmRequest[] = [];
   const state = { mode: 'answer' as SsmMode };
-  const sockets = new Set<Socket>();
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -144,17 +143,9 @@ export async function startFakeSsm(): Promise<FakeSsm> {
       });
     });
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const listener = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listener.port}`,
     get mode() {
       return state.mode;
     },
@@ -162,14 +153,10 @@ export async function startFakeSsm(): Promise<FakeSsm> {
       state.mode = m;
     },
     requests,
-    openConnections: () => sockets.size,
+    openConnections: listener.openConnections,
     put(name, value, type = 'SecureString') {
       parameters.set(name, { value, type, version: (parameters.get(name)?.version ?? 0) + 1 });
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: listener.close,
   };
 }

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from './net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forward } from './faults';
@@ -54,7 +54,6 @@ export interface TlsFront {
 /** https on loopback; answers 401 unless the Authorization header is `expected`, else forwards to `target`. */
 export async function startTlsFront(certificate: Certificate, target: string, expected: string): Promise<TlsFront> {
   const authorizations: (string | undefined)[] = [];
-  const sockets = new Set<{ destroy(): void; on(event: 'close', fn: () => void): unknown }>();
   const server: Server = createServer({ cert: certificate.cert, key: certificate.key }, (req, res) => {
     authorizations.push(req.headers.authorization);
     if (req.headers.authorization !== expected) {
@@ -64,24 +63,12 @@ export async function startTlsFront(certificate: Certificate, target: string, ex
     }
     forward(req, res, target);
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
   // Handshakes the client aborts (bad certificate) are expected here.
   server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const listener = await listenOnLoopback(server);
   return {
-    url: `https://127.0.0.1:${port}`,
+    url: `https://127.0.0.1:${listener.port}`,
     authorizations,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: listener.close,
   };
 }
