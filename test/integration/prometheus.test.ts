@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type Bridge } from '../../lib/bridge';
 import { invokeCollect } from '../support/lambda';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { createTestDatabase, seedAlertingQueue, type TestDatabase } from '../support/postgres';
 import {
   eventually,
   readMonitoringFile,
@@ -81,22 +81,7 @@ async function runCollector(over: Record<string, string> = {}) {
 }
 
 /** Known figures: 150 ready (backlog), oldest 900 s, 2 future, 2 expired leases, no active one. */
-async function seed() {
-  await db.query(`
-    INSERT INTO ${db.table} (status, run_at, queued_at, lease_expires_at)
-    SELECT 'QUEUED', now() - interval '1 minute', now() - interval '900 seconds' + g * interval '1 second', NULL
-    FROM generate_series(0, 149) g`);
-  await db.query(`
-    INSERT INTO ${db.table} (status, run_at, queued_at, lease_expires_at) VALUES
-      ('QUEUED',    now() + interval '1 hour', now(), NULL),
-      ('QUEUED',    now() + interval '1 day',  now(), NULL),
-      ('RUNNING',   now(), now(), now() - interval '10 minutes'),
-      ('RUNNING',   now(), now(), now() - interval '1 hour'),
-      ('SUCCEEDED', now(), now(), NULL),
-      ('SUCCEEDED', now(), now(), NULL),
-      ('SUCCEEDED', now(), now(), NULL),
-      ('FAILED',    now(), now(), NULL)`);
-}
+const seed = () => seedAlertingQueue(db, { SUCCEEDED: 3, FAILED: 1 });
 
 /**
  * The optional metrics another configuration adds (worker heartbeats,

@@ -18,7 +18,7 @@ import { startBridge, type Bridge } from '../../lib/bridge';
 import { parseConfig } from '../../lib/config';
 import { runTick } from '../../lib/tick';
 import { invokeCollect } from '../support/lambda';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { createTestDatabase, seedAlertingQueue, type TestDatabase } from '../support/postgres';
 import { eventually, readMonitoringFile, startOwnPushgateway, startPrometheus, type PromSample, type TestPrometheus } from '../support/prometheus';
 import type { TestPushgateway } from '../support/pushgateway';
 import { decodeWriteRequest, startReceiver, verifySigV4, type TestReceiver } from '../support/remote-write';
@@ -55,20 +55,7 @@ function logLine(output: string): Record<string, unknown> {
 }
 
 /** Known figures: 150 ready (backlog), oldest 900 s, 2 future, 2 expired leases, no active one. */
-async function seed() {
-  await db.query(`
-    INSERT INTO ${db.table} (status, run_at, queued_at, lease_expires_at)
-    SELECT 'QUEUED', now() - interval '1 minute', now() - interval '900 seconds' + g * interval '1 second', NULL
-    FROM generate_series(0, 149) g`);
-  await db.query(`
-    INSERT INTO ${db.table} (status, run_at, queued_at, lease_expires_at) VALUES
-      ('QUEUED',    now() + interval '1 hour', now(), NULL),
-      ('QUEUED',    now() + interval '1 day',  now(), NULL),
-      ('RUNNING',   now(), now(), now() - interval '10 minutes'),
-      ('RUNNING',   now(), now(), now() - interval '1 hour'),
-      ('SUCCEEDED', now(), now(), NULL),
-      ('FAILED',    now(), now(), NULL)`);
-}
+const seed = () => seedAlertingQueue(db, { SUCCEEDED: 1, FAILED: 1 });
 
 const valueOf = (sample: PromSample) => Number(sample.value[1]);
 

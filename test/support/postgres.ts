@@ -48,3 +48,24 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
     },
   };
 }
+
+/**
+ * The queue the alert tests know by heart: 150 ready runs (a backlog), the
+ * oldest queued 900 s ago, 2 future, 2 RUNNING with expired leases and no
+ * active one, plus `terminal` runs per terminal status.
+ */
+export async function seedAlertingQueue(db: TestDatabase, terminal: Record<string, number>): Promise<void> {
+  await db.query(`
+    INSERT INTO ${db.table} (status, run_at, queued_at, lease_expires_at)
+    SELECT 'QUEUED', now() - interval '1 minute', now() - interval '900 seconds' + g * interval '1 second', NULL
+    FROM generate_series(0, 149) g`);
+  await db.query(`
+    INSERT INTO ${db.table} (status, run_at, queued_at, lease_expires_at) VALUES
+      ('QUEUED',    now() + interval '1 hour', now(), NULL),
+      ('QUEUED',    now() + interval '1 day',  now(), NULL),
+      ('RUNNING',   now(), now(), now() - interval '10 minutes'),
+      ('RUNNING',   now(), now(), now() - interval '1 hour')`);
+  for (const [status, count] of Object.entries(terminal)) {
+    await db.query(`INSERT INTO ${db.table} (status, run_at, queued_at) SELECT $1, now(), now() FROM generate_series(1, $2)`, [status, count]);
+  }
+}
