@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // A throw-away PostgreSQL when TEST_DATABASE_URL is unset (npm test's scripts/test.ts sets it).
+    // A throw-away PostgreSQL when TEST_DATABASE_URL is unset (npm test's scripts/test/main.ts sets it).
     globalSetup: ['test/global-setup.ts'],
     // Integration tests start real servers; their own deadlines are asserted inside.
     testTimeout: 60_000,

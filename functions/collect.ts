@@ -4,7 +4,7 @@
  * time less a margin, so the tick always ends (and logs) before Lambda kills it.
  *
  * Warm-container safe: nothing is kept between invocations but the secrets
- * read from SSM (lib/secrets.ts, for SECRETS_CACHE_SECONDS). Every call parses
+ * read from SSM (lib/runtime/secrets.ts, for SECRETS_CACHE_SECONDS). Every call parses
  * the environment, opens its own connection and builds its own registry; no
  * global prom-client metric.
  *
@@ -15,13 +15,13 @@
  */
 
 import type { Context, ScheduledEvent } from 'aws-lambda';
-import { ConfigError, parseConfig, type Config, type Env } from '../lib/config';
-import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/deadline';
-import { redactingSink, stdoutSink } from '../lib/log';
-import { describeError } from '../lib/redact';
-import { runSamples } from '../lib/sampling';
-import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/secrets';
-import { lateBySeconds, TickError, type TickResult } from '../lib/tick';
+import { ConfigError, parseConfig, type Config, type Env } from '../lib/config/parse';
+import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/core/deadline';
+import { redactingSink, stdoutSink } from '../lib/core/log';
+import { describeError } from '../lib/core/redact';
+import { runSamples } from '../lib/runtime/sampling';
+import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/runtime/secrets';
+import { lateBySeconds, TickError, type TickResult } from '../lib/runtime/tick';
 
 /** Room left after the deadline to log and return before Lambda's own timeout. */
 export const EXIT_MARGIN_MS = 1_500;
@@ -103,7 +103,7 @@ export async function collect(event: Partial<ScheduledEvent> | undefined, contex
   const deadline = deadlineIn(budget);
   const invocationDeadline = remaining === undefined ? undefined : deadlineIn(Math.max(0, remaining - EXIT_MARGIN_MS));
   const tickContext = { request_id: context?.awsRequestId, scheduled_at: event?.time };
-  // One runTick, or SAMPLES_PER_INVOCATION ticks spread over the schedule period (lib/sampling.ts).
+  // One runTick, or SAMPLES_PER_INVOCATION ticks spread over the schedule period (lib/runtime/sampling.ts).
   const run = (current: Config) => runSamples(current, { deadline, context: tickContext, eventTime: event?.time, invocationDeadline });
   let result: TickResult;
   try {

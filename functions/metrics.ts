@@ -10,20 +10,20 @@
  * cost no connection.
  *
  * Secrets (DATABASE_URL, METRICS_BEARER_TOKEN) come from SSM when deployed
- * (lib/secrets.ts), read before parseConfig. A database password refused after
+ * (lib/runtime/secrets.ts), read before parseConfig. A database password refused after
  * a rotation is read again once; a wrong bearer token never triggers a read
  * (an anonymous caller must not be able to make the function call SSM).
  */
 
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ConfigError, parseConfig, type Config, type Env } from '../lib/config';
-import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/deadline';
-import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/secrets';
-import { redactingSink, stdoutSink, type LogSink } from '../lib/log';
-import { describeError } from '../lib/redact';
-import { summarize } from '../lib/snapshot';
-import { collectRegistry } from '../lib/tick';
+import { ConfigError, parseConfig, type Config, type Env } from '../lib/config/parse';
+import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/core/deadline';
+import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/runtime/secrets';
+import { redactingSink, stdoutSink, type LogSink } from '../lib/core/log';
+import { describeError } from '../lib/core/redact';
+import { summarize } from '../lib/source/snapshot';
+import { collectRegistry } from '../lib/runtime/tick';
 
 /** Room left after the deadline to log and answer before Lambda's own timeout. */
 const EXIT_MARGIN_MS = 1_000;

@@ -6,10 +6,10 @@
  * Exit 0 on success; on failure one line on stderr and exit 1 (2 for config).
  */
 
-import { ConfigError, parseConfig } from '../lib/config';
-import { describeError } from '../lib/redact';
-import { runTick, TickError } from '../lib/tick';
-import type { LogRecord } from '../lib/log';
+import { ConfigError, parseConfig } from '../lib/config/parse';
+import { describeError } from '../lib/core/redact';
+import { runTick, TickError } from '../lib/runtime/tick';
+import type { LogRecord } from '../lib/core/log';
 
 async function main(): Promise<number> {
   let config;

@@ -1,10 +1,10 @@
 /**
- * vitest globalSetup. Under npm test, scripts/test.ts has already provided the
+ * vitest globalSetup. Under npm test, scripts/test/main.ts has already provided the
  * services and TEST_DATABASE_URL. For a bare `npx vitest run …` without
  * TEST_DATABASE_URL, start a throw-away PostgreSQL here and stop it at the end.
  */
 
-import { provideServices } from './support/services';
+import { provideServices } from '../scripts/support/services';
 
 export default async function setup(): Promise<(() => Promise<void>) | void> {
   if (process.env.TEST_DATABASE_URL) return;

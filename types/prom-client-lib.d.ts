@@ -1,4 +1,4 @@
-// prom-client's own files for the two classes the tick uses (lib/metrics.ts), typed as its index types them.
+// prom-client's own files for the two classes the tick uses (lib/metrics/registry.ts), typed as its index types them.
 declare module 'prom-client/lib/gauge.js' {
   export { Gauge as default } from 'prom-client';
 }

@@ -1,5 +1,5 @@
 /**
- * The deployed artifact: package it exactly as a deploy does (scripts/package.sh,
+ * The deployed artifact: package it exactly as a deploy does (scripts/deploy/package.sh,
  * i.e. serverless package with serverless-esbuild), measure the zip, and time
  * the cold-start cost of loading the bundled handler in fresh Node processes.
  */
@@ -27,7 +27,7 @@ export interface PackageResult {
 }
 
 /**
- * Run scripts/package.sh in `root`, writing into a fresh temporary directory
+ * Run scripts/deploy/package.sh in `root`, writing into a fresh temporary directory
  * (`--package`) rather than .serverless/, so a concurrent packaging elsewhere
  * cannot swap the zip under us. `env` is the deploy environment on top of ours
  * (a deploy needs an explicit region; any placeholder does for packaging).
@@ -39,7 +39,7 @@ export function packageFunction(root: string, env: Record<string, string> = { AW
   // serverless-esbuild's work folder too is our own (serverless.yml reads ESBUILD_WORK_FOLDER),
   // so a packaging or `serverless offline` running at the same time cannot clean ours away.
   const workFolder = path.join('.tmp', `package-${path.basename(outDir)}`);
-  const run = spawnSync('bash', ['scripts/package.sh', '--package', outDir, ...args], {
+  const run = spawnSync('bash', ['scripts/deploy/package.sh', '--package', outDir, ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 180_000,
@@ -48,7 +48,7 @@ export function packageFunction(root: string, env: Record<string, string> = { AW
   rmSync(path.join(root, workFolder), { recursive: true, force: true });
   if (run.status !== 0) {
     rmSync(outDir, { recursive: true, force: true });
-    throw new Error(`scripts/package.sh failed (exit ${run.status}):\n${(run.stdout + run.stderr).slice(-3000)}`);
+    throw new Error(`scripts/deploy/package.sh failed (exit ${run.status}):\n${(run.stdout + run.stderr).slice(-3000)}`);
   }
   const zipPath = path.join(outDir, ZIP_NAME);
   const zips = Object.fromEntries(

@@ -23,7 +23,7 @@
  */
 
 import type pg from 'pg';
-import { runsSchemaSql } from '../runs-schema';
+import { runsSchemaSql } from '../support/runs-schema';
 
 export const GENERATOR_VERSION = 1;
 

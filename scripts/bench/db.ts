@@ -14,9 +14,9 @@
  */
 
 import type pg from 'pg';
-import { parseTableName, type TableName } from '../../lib/config';
-import { queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
-import { toQueueSnapshot, type QueueSnapshot } from '../../lib/snapshot';
+import { parseTableName, type TableName } from '../../lib/config/parse';
+import { queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
+import { toQueueSnapshot, type QueueSnapshot } from '../../lib/source/snapshot';
 import { seedQueries } from './seed';
 
 export interface ServerTime {

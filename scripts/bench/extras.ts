@@ -13,12 +13,12 @@
 
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { startBridge } from '../../lib/bridge';
-import { parseConfig, type Env } from '../../lib/config';
-import { deadlineIn } from '../../lib/deadline';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/queries';
-import { runTick } from '../../lib/tick';
-import { runsSchemaSql } from '../runs-schema';
+import { startBridge } from '../bridge/bridge';
+import { parseConfig, type Env } from '../../lib/config/parse';
+import { deadlineIn } from '../../lib/core/deadline';
+import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/source/sql';
+import { runTick } from '../../lib/runtime/tick';
+import { runsSchemaSql } from '../support/runs-schema';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
 const HISTORY = Number(process.env.BENCH_HISTORY ?? 1_000_000);

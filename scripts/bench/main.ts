@@ -10,7 +10,7 @@
  * --rebuild  --ticks N (end-to-end ticks per shape, >= 50;
  * above 1M rows the seed shape, at tens of seconds a tick, runs --big-seed-ticks N, default 10)
  * --db-rounds N (server-timed ticks per shape)  --cold-runs N  --estimate-above N (the
- * default configuration's threshold; default that of lib/config.ts)
+ * default configuration's threshold; default that of lib/config/parse.ts)
  * --out FILE (default docs/benchmarks.md; --no-write to only print)  --readme FILE (default
  * README.md: its performance table, between the bench markers)  --drop (drop the
  * bench schemas afterwards). BENCH_DATABASE_URL picks the server. Every run saves its figures in
@@ -28,11 +28,11 @@ import { cpus, totalmem, loadavg } from 'node:os';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { bridgeTarget, startBridge } from '../../lib/bridge';
-import { DEFAULTS, parseConfig, type Config } from '../../lib/config';
-import { openDatabase } from '../../lib/database';
-import { deadlineIn } from '../../lib/deadline';
-import { runTick } from '../../lib/tick';
+import { bridgeTarget, startBridge } from '../bridge/bridge';
+import { DEFAULTS, parseConfig, type Config } from '../../lib/config/parse';
+import { openDatabase } from '../../lib/source/connection';
+import { deadlineIn } from '../../lib/core/deadline';
+import { runTick } from '../../lib/runtime/tick';
 import { startPushgateway } from '../../test/support/pushgateway';
 import { measureColdStart, median, packageFunction, readZip } from './cold';
 import { ensureDataset, parseCount, parseShape, parseSizeSpec, type Shape } from './data';
@@ -314,7 +314,7 @@ async function main(): Promise<void> {
   }
 
   // (c) the deployed artifact.
-  log('packaging (scripts/package.sh) and timing cold starts …');
+  log('packaging (scripts/deploy/package.sh) and timing cold starts …');
   const root = path.resolve(import.meta.dirname, '..', '..');
   const packaged = packageFunction(root);
   let cold;

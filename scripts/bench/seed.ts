@@ -6,12 +6,12 @@
  * that shape.
  */
 
-import type { Config, TableName } from '../../lib/config';
-import { openDatabase } from '../../lib/database';
-import { deadlineIn } from '../../lib/deadline';
-import { buildRegistry } from '../../lib/metrics';
-import { pushToGateway } from '../../lib/push';
-import type { QueueSnapshot, StatusCount } from '../../lib/snapshot';
+import type { Config, TableName } from '../../lib/config/parse';
+import { openDatabase } from '../../lib/source/connection';
+import { deadlineIn } from '../../lib/core/deadline';
+import { buildRegistry } from '../../lib/metrics/registry';
+import { pushToGateway } from '../../lib/sinks/pushgateway';
+import type { QueueSnapshot, StatusCount } from '../../lib/source/snapshot';
 
 /** The seed's four queries (seed design, "SQL Queries (All Indexed)"). */
 export function seedQueries(table: TableName): [string, string, string, string] {

@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { bridgeTarget, startBridge, type Bridge } from '../../lib/bridge';
+import { bridgeTarget, startBridge, type Bridge } from '../../scripts/bridge/bridge';
 import { ADMIN_URL } from '../support/postgres';
 
 let bridge: Bridge;

@@ -1,5 +1,5 @@
 /**
- * The deployed zip, built as a deploy builds it (scripts/package.sh: serverless
+ * The deployed zip, built as a deploy builds it (scripts/deploy/package.sh: serverless
  * package + serverless-esbuild), stays under a size budget and carries nothing
  * the functions do not need. Given the lock file the bundles are deterministic
  * (esbuild, fixed options, zip entries dated 1980), so exact checks are fair.
@@ -42,7 +42,7 @@ const PULLED_IN_BY_PG_CLIENT = ['pg-protocol', 'pg-types', 'pg-int8', 'postgres-
 const USED = ['@neondatabase/serverless', 'prom-client', 'ws', 'pg', ...PULLED_IN_BY_PG_CLIENT, '@bufbuild/protobuf', 'aws4', 'snappyjs'];
 /** Never in a function: tooling, test-only and alternative drivers. */
 const FORBIDDEN = [
-  // What prom-client's index would pull in (lib/metrics.ts imports its Registry and Gauge files instead):
+  // What prom-client's index would pull in (lib/metrics/registry.ts imports its Registry and Gauge files instead):
   // Summary's tdigest and bintrees, the default metrics' @opentelemetry/api, ~32 KB minified.
   '@opentelemetry/api', 'bintrees', 'tdigest',
   'pg-native', 'pg-pool', '@electric-sql/pglite', '@electric-sql/pglite-socket', 'aws-sdk', '@aws-sdk/',
@@ -50,7 +50,7 @@ const FORBIDDEN = [
 ];
 /** ws tries these native accelerators in a try/catch; serverless.yml excludes them. */
 const OPTIONAL_NATIVE = ['bufferutil', 'utf-8-validate'];
-/** The nodejs24.x runtime provides the AWS SDK v3; serverless.yml excludes it (lib/secrets.ts loads it only when a secret comes from SSM). */
+/** The nodejs24.x runtime provides the AWS SDK v3; serverless.yml excludes it (lib/runtime/secrets.ts loads it only when a secret comes from SSM). */
 const RUNTIME_PROVIDED = ['@aws-sdk/client-ssm'];
 
 const root = path.resolve(import.meta.dirname, '../..');

@@ -8,11 +8,11 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bridgeTarget, startBridge } from '../../lib/bridge';
+import { bridgeTarget, startBridge } from '../../scripts/bridge/bridge';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { selfSignedCertificate } from '../support/tls';
 import { sample, startPushgateway, type TestPushgateway } from '../support/pushgateway';
-import { runEnv } from '../support/test-run';
+import { runEnv } from '../../scripts/support/test-run';
 
 const run = promisify(execFile);
 let db: TestDatabase;

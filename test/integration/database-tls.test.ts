@@ -7,9 +7,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { runsSchemaSql } from '../../scripts/runs-schema';
+import { runsSchemaSql } from '../../scripts/support/runs-schema';
 import { invokeCollect } from '../support/lambda';
-import { startPostgresServer, type PostgresServer } from '../support/postgres-server';
+import { startPostgresServer, type PostgresServer } from '../../scripts/support/postgres-server';
 import { selfSignedCertificate, type Certificate } from '../support/tls';
 import { startWireTap, type WireTap } from '../support/wire';
 

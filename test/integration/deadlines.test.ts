@@ -8,8 +8,8 @@
 import { Pushgateway, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../functions/collect';
-import { startBridge, type Bridge } from '../../lib/bridge';
-import { CLOSE_GRACE_MS } from '../../lib/database';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import { CLOSE_GRACE_MS } from '../../lib/source/connection';
 import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
 import {
   resourceCensus,
@@ -23,7 +23,7 @@ import {
   webSocketPeerThatNeverCloses,
   type Misbehaving,
 } from '../support/misbehaving';
-import { freePort } from '../support/net';
+import { freePort } from '../../scripts/support/net';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 

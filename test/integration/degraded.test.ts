@@ -14,7 +14,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../lib/bridge';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
 import { seedKnownQueue, waitFor } from '../support/faults';
 import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';

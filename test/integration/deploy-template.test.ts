@@ -1,5 +1,5 @@
 /**
- * The packaged deploy, as `npm run package` (scripts/package.sh: the framework
+ * The packaged deploy, as `npm run package` (scripts/deploy/package.sh: the framework
  * and serverless-esbuild) writes it for a deploy: CloudFormation template,
  * serverless-state.json and one zip per function. Packaged with recognisable
  * secret values exported in the deploy environment, which must appear nowhere;
@@ -149,7 +149,7 @@ describe('the packaged deploy', () => {
       const regions = new Set(texts.flatMap((t) => [...t.matchAll(/\b(?:us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d\b/g)].map((m) => m[0])));
       expect([...regions]).toEqual([REGION]);
     }
-    const run = spawnSync('bash', ['scripts/package.sh', '--package', path.join(caDir, 'no-region')], {
+    const run = spawnSync('bash', ['scripts/deploy/package.sh', '--package', path.join(caDir, 'no-region')], {
       cwd: root, encoding: 'utf8', timeout: 120_000,
       env: { ...process.env, AWS_REGION: '', AWS_DEFAULT_REGION: '', ESBUILD_WORK_FOLDER: path.join(caDir, 'work') },
     });
@@ -160,7 +160,7 @@ describe('the packaged deploy', () => {
   it('packages with no network at all: no packaging step downloads anything', () => {
     // A fresh network namespace has no route anywhere (root, as CI and this machine run).
     const out = path.join(caDir, 'no-network');
-    const run = spawnSync('unshare', ['--net', 'bash', 'scripts/package.sh', '--package', out], {
+    const run = spawnSync('unshare', ['--net', 'bash', 'scripts/deploy/package.sh', '--package', out], {
       cwd: root, encoding: 'utf8', timeout: 120_000,
       env: { ...process.env, AWS_REGION: REGION, METRICS_ENDPOINT: 'on', ESBUILD_WORK_FOLDER: path.join(caDir, 'work-no-network') },
     });

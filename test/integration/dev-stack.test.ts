@@ -1,5 +1,5 @@
 /**
- * `npm start` as a user runs it: scripts/dev.ts as a child process, on the
+ * `npm start` as a user runs it: scripts/dev/main.ts as a child process, on the
  * embedded demo database, with the local Pushgateway it starts itself. It must
  * serve ticks whose numbers move, answer on-demand invocations, and on SIGINT
  * leave no process and no port behind and exit 0.
@@ -32,7 +32,7 @@ function startDev(extra: Record<string, string> = {}): Run {
   }
   // As npm start runs it: node --import tsx, one process. The tsx CLI would sit in between and, when
   // the script does not confirm a relayed SIGINT within 30 ms (a loaded machine), kill it and exit 130.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -133,7 +133,7 @@ const GAUGES = [
   'xyn_collector_duration_seconds',
 ];
 
-describe('npm start (scripts/dev.ts)', () => {
+describe('npm start (scripts/dev/main.ts)', () => {
   // Typically 30-40 s; the budget leaves room for a loaded CI machine (offline + esbuild + PGlite start).
   it('serves ticks with moving numbers to a local Pushgateway, invokes on demand, and stops cleanly on SIGINT', { timeout: 150_000 }, async () => {
     const run = startDev({ DEV_TICK_SECONDS: '2' });

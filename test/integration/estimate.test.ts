@@ -8,11 +8,11 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../lib/bridge';
-import { parseConfig } from '../../lib/config';
-import type { LogRecord } from '../../lib/log';
-import type { QueueSnapshot } from '../../lib/snapshot';
-import { runTick } from '../../lib/tick';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import { parseConfig } from '../../lib/config/parse';
+import type { LogRecord } from '../../lib/core/log';
+import type { QueueSnapshot } from '../../lib/source/snapshot';
+import { runTick } from '../../lib/runtime/tick';
 import { checkExactness, snapshotDifferences, type PlanNode } from '../../scripts/bench/db';
 import { adminClient, createTestDatabase, type TestDatabase } from '../support/postgres';
 

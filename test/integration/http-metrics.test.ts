@@ -10,10 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metrics } from '../../functions/metrics';
-import { startBridge, type Bridge } from '../../lib/bridge';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
 import { captureOutput, lambdaContext, withEnv } from '../support/lambda';
-import { freePort } from '../support/net';
-import { runEnv } from '../support/test-run';
+import { freePort } from '../../scripts/support/net';
+import { runEnv } from '../../scripts/support/test-run';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 

@@ -11,11 +11,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { collect } from '../../functions/collect';
-import { startBridge, type Bridge } from '../../lib/bridge';
-import { deadlineIn } from '../../lib/deadline';
-import { buildRegistry } from '../../lib/metrics';
-import { pushToGateway } from '../../lib/push';
-import type { QueueSnapshot } from '../../lib/snapshot';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import { deadlineIn } from '../../lib/core/deadline';
+import { buildRegistry } from '../../lib/metrics/registry';
+import { pushToGateway } from '../../lib/sinks/pushgateway';
+import type { QueueSnapshot } from '../../lib/source/snapshot';
 import { scheduledEvent, invokeCollect } from '../support/lambda';
 import { silentTcpServer, type Misbehaving } from '../support/misbehaving';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
@@ -33,7 +33,7 @@ type Resources = Record<string, { Type: string; Properties: Record<string, any> 
 /** `serverless package` (offline, placeholder credentials) with the given schedule method; the template's resources. */
 async function packagedResources(method: string, outDir: string): Promise<Resources> {
   const dir = path.join(outDir, method);
-  await run('bash', ['scripts/package.sh', '--package', dir], {
+  await run('bash', ['scripts/deploy/package.sh', '--package', dir], {
     cwd: root,
     // A deploy names its region explicitly; the work folder is this run's own (parallel packagings).
     env: {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { LeakReport } from '../fixtures/leaky/leaky.fixture';
 import { eventually } from '../support/prometheus';
-import { processesOfRun } from '../support/test-run';
+import { processesOfRun } from '../../scripts/support/test-run';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const scratch = mkdtempSync(path.join(tmpdir(), 'xyn-leftovers-'));
@@ -29,11 +29,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** scripts/test.ts (what npm test runs after tsc) on the leaky fixture, with no TEST_DATABASE_URL. */
+/** scripts/test/main.ts (what npm test runs after tsc) on the leaky fixture, with no TEST_DATABASE_URL. */
 function leakyRun(mode: 'fail' | 'hang', report: string) {
   const env: NodeJS.ProcessEnv = { ...process.env, LEAK_MODE: mode, LEAK_REPORT: report };
   delete env.TEST_DATABASE_URL;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/test.ts', '--config', 'test/fixtures/leaky/vitest.config.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/test/main.ts', '--config', 'test/fixtures/leaky/vitest.config.ts'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,11 +6,11 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../lib/bridge';
-import { parseConfig, type Config } from '../../lib/config';
-import type { LogRecord } from '../../lib/log';
-import { runSamples } from '../../lib/sampling';
-import { runTick } from '../../lib/tick';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import { parseConfig, type Config } from '../../lib/config/parse';
+import type { LogRecord } from '../../lib/core/log';
+import { runSamples } from '../../lib/runtime/sampling';
+import { runTick } from '../../lib/runtime/tick';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 
 let db: TestDatabase;

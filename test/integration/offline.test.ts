@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../lib/bridge';
-import { freePort } from '../support/net';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import { freePort } from '../../scripts/support/net';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 

@@ -9,9 +9,9 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTableName } from '../../lib/config';
+import { parseTableName } from '../../lib/config/parse';
 import { ensureDataset, type DatasetSpec } from '../../scripts/bench/data';
-import { runsSchemaSql } from '../../scripts/runs-schema';
+import { runsSchemaSql } from '../../scripts/support/runs-schema';
 import {
   checkExactness,
   estimateAllowance,

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { settingArgs, startPostgresServer } from '../support/postgres-server';
+import { settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
 
 function portAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {

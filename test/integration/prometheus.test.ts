@@ -12,7 +12,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../lib/bridge';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
 import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, seedAlertingQueue, type TestDatabase } from '../support/postgres';
 import {

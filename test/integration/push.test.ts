@@ -11,9 +11,9 @@ import type { AddressInfo } from 'node:net';
 import url from 'node:url';
 import { Gauge, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { PushgatewayConfig } from '../../lib/config';
-import { deadlineIn } from '../../lib/deadline';
-import { PushError, pushToGateway } from '../../lib/push';
+import type { PushgatewayConfig } from '../../lib/config/parse';
+import { deadlineIn } from '../../lib/core/deadline';
+import { PushError, pushToGateway } from '../../lib/sinks/pushgateway';
 import { selfSignedCertificate, type Certificate } from '../support/tls';
 
 interface Seen {

@@ -14,9 +14,9 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../lib/bridge';
-import { parseConfig } from '../../lib/config';
-import { runTick } from '../../lib/tick';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import { parseConfig } from '../../lib/config/parse';
+import { runTick } from '../../lib/runtime/tick';
 import { invokeCollect } from '../support/lambda';
 import { createTestDatabase, seedAlertingQueue, type TestDatabase } from '../support/postgres';
 import { eventually, readMonitoringFile, startOwnPushgateway, startPrometheus, type PromSample, type TestPrometheus } from '../support/prometheus';

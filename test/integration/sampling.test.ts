@@ -14,7 +14,7 @@ const SLOT_MS = 4000;
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../functions/collect';
-import { startBridge, type Bridge } from '../../lib/bridge';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
 import { captureOutput, lambdaContext, scheduledEvent, withEnv, invokeCollect } from '../support/lambda';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';

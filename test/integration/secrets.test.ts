@@ -1,5 +1,5 @@
 /**
- * Secrets read from SSM at run time (lib/secrets.ts) through the real AWS SDK
+ * Secrets read from SSM at run time (lib/runtime/secrets.ts) through the real AWS SDK
  * client, its requests SigV4-signed and checked, against a local endpoint that
  * speaks SSM's JSON protocol; the values used by a real tick against the test
  * PostgreSQL and a real Pushgateway behind a token-checking front.
@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { metrics } from '../../functions/metrics';
-import { clearSecretsCache } from '../../lib/secrets';
+import { clearSecretsCache } from '../../lib/runtime/secrets';
 import { startAuthFront, type AuthFront } from '../support/auth-front';
 import {
   baseEnv,
@@ -23,7 +23,7 @@ import {
   type Stack,
 } from '../support/faults';
 import { captureOutput, lambdaContext, withEnv } from '../support/lambda';
-import { freePort } from '../support/net';
+import { freePort } from '../../scripts/support/net';
 import { adminClient } from '../support/postgres';
 import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../support/ssm';
 

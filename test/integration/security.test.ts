@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { Client } from '@neondatabase/serverless';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../lib/config';
-import { driverSettings, openDatabase } from '../../lib/database';
-import { deadlineIn } from '../../lib/deadline';
-import { queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
+import { parseConfig } from '../../lib/config/parse';
+import { driverSettings, openDatabase } from '../../lib/source/connection';
+import { deadlineIn } from '../../lib/core/deadline';
+import { queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
 import { CONFIG_CASES, DATABASE_CASES, PUSHGATEWAY_CASES, prepareFaultTables, runFaultCase, type FaultContext } from '../support/fault-cases';
 import {
   baseEnv,
@@ -199,7 +199,7 @@ describe('the statement: READ ONLY, with its own timeouts', () => {
     expect(after).toBe(written);
   });
 
-  it('the batch of lib/queries.ts refuses a write slipped into it', async () => {
+  it('the batch of lib/source/sql.ts refuses a write slipped into it', async () => {
     // As the superuser: nothing but the transaction mode can stop the write.
     const config = parseConfig({ DATABASE_URL: ctx.db.url, DATABASE_WS_PROXY: ctx.bridge.proxy }, { requirePushgateway: false });
     const deadline = deadlineIn(10_000);

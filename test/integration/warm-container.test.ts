@@ -12,7 +12,7 @@ import { register as globalRegistry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invokeCollect } from '../support/lambda';
 import { resourceCensus, settleTo } from '../support/misbehaving';
-import { freePort } from '../support/net';
+import { freePort } from '../../scripts/support/net';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
 
@@ -31,7 +31,7 @@ let proxy: string;
 async function startBridgeProcess(): Promise<{ child: ChildProcess; proxy: string }> {
   const port = await freePort();
   const target = new URL(ADMIN_URL);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bridge.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bridge/main.ts'], {
     cwd: root,
     env: { ...process.env, BRIDGE_PORT: String(port), BRIDGE_ALLOW: `${target.hostname}:${target.port || '5432'}` },
     stdio: ['ignore', 'pipe', 'pipe'],

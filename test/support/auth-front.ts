@@ -5,7 +5,7 @@
  */
 
 import { createServer, type Server } from 'node:http';
-import { listenOnLoopback } from './net';
+import { listenOnLoopback } from '../../scripts/support/net';
 import { forward } from './faults';
 
 export interface AuthFront {

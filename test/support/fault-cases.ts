@@ -5,7 +5,7 @@
  */
 
 import { expect } from 'vitest';
-import { freePort } from './net';
+import { freePort } from '../../scripts/support/net';
 import { adminClient } from './postgres';
 import {
   deleteGroup,

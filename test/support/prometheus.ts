@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './net';
+import { freePort } from '../../scripts/support/net';
 import { startPushgateway, type TestPushgateway } from './pushgateway';
 
 export const MONITORING_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../monitoring');

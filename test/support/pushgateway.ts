@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { freePort, listensOn, waitForHttp } from './net';
+import { freePort, listensOn, waitForHttp } from '../../scripts/support/net';
 
 const CANDIDATES = [process.env.PUSHGATEWAY_BIN, '/usr/bin/prometheus-pushgateway', '/usr/local/bin/pushgateway'];
 

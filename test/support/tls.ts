@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import { listenOnLoopback } from './net';
+import { listenOnLoopback } from '../../scripts/support/net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forward } from './faults';

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, isLoopbackHost, parseConfig, type Env } from '../../lib/config';
+import { ConfigError, DEFAULTS, isLoopbackHost, parseConfig, type Env } from '../../lib/config/parse';
 
 const DB_PASSWORD = 'Db-Pa55/word!';
 const TOKEN = 'tok-3F9a8c1e77';

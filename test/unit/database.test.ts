@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../lib/config';
-import { driverSettings, tlsAttempts, tlsOptions, transportFor, withoutSslParameters } from '../../lib/database';
+import { parseConfig } from '../../lib/config/parse';
+import { driverSettings, tlsAttempts, tlsOptions, transportFor, withoutSslParameters } from '../../lib/source/connection';
 
 const config = (env: Record<string, string>) => parseConfig({ PUSHGATEWAY_URL: 'https://gw.example', ...env });
 

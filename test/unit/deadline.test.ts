@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deadlineAt, deadlineBefore, DeadlineError, deadlineIn, sleep, tickBudgetMs, withDeadline } from '../../lib/deadline';
+import { deadlineAt, deadlineBefore, DeadlineError, deadlineIn, sleep, tickBudgetMs, withDeadline } from '../../lib/core/deadline';
 
 function clock(start = 1_000_000) {
   let t = start;

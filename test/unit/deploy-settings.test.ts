@@ -12,7 +12,7 @@ type Settings = {
   parameters: string[];
   iamStatements: { Action: string[]; Resource: unknown[]; Condition?: unknown }[];
 };
-const { deploySettings, isLocal } = createRequire(import.meta.url)('../../scripts/deploy-settings.cjs') as {
+const { deploySettings, isLocal } = createRequire(import.meta.url)('../../scripts/deploy/settings.cjs') as {
   isLocal: (argv: string[]) => boolean;
   deploySettings: (env: Record<string, string | undefined>, at: { region?: string; stage: string; local: boolean; serviceDir: string }) => Settings;
 };

@@ -9,13 +9,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../../lib/config';
-import { buildRegistry } from '../../lib/metrics';
+import { DEFAULTS } from '../../lib/config/parse';
+import { buildRegistry } from '../../lib/metrics/registry';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const sources = (dir: string) =>
-  readdirSync(join(ROOT, dir))
+  readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.ts'))
     .map((f) => read(join(dir, f)));
 

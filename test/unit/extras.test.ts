@@ -2,13 +2,13 @@
 
 import { describe, expect, it } from 'vitest';
 import { bearerToken, tokenMatches } from '../../functions/metrics';
-import { toBlueprintSnapshot } from '../../lib/blueprints';
-import { ConfigError, parseConfig, type Env } from '../../lib/config';
-import { buildRegistry, METRICS } from '../../lib/metrics';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/queries';
-import type { QueueSnapshot } from '../../lib/snapshot';
-import { tickSelects } from '../../lib/tick';
-import { toWorkersAlive } from '../../lib/workers';
+import { toBlueprintSnapshot } from '../../lib/source/blueprints';
+import { ConfigError, parseConfig, type Env } from '../../lib/config/parse';
+import { buildRegistry, METRICS } from '../../lib/metrics/registry';
+import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/source/sql';
+import type { QueueSnapshot } from '../../lib/source/snapshot';
+import { tickSelects } from '../../lib/runtime/tick';
+import { toWorkersAlive } from '../../lib/source/workers';
 
 const BASE: Env = { DATABASE_URL: 'postgresql://u:secret-pw@db.example:5432/xyn', PUSH_DRY_RUN: 'true' };
 const parse = (env: Env) => parseConfig({ ...BASE, ...env }, { requirePushgateway: false });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactingSink, redactValue, type LogRecord } from '../../lib/log';
+import { redactingSink, redactValue, type LogRecord } from '../../lib/core/log';
 
 const record: LogRecord = {
   level: 'error',

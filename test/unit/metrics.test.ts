@@ -1,7 +1,7 @@
 import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { buildRegistry, METRICS } from '../../lib/metrics';
-import type { QueueSnapshot } from '../../lib/snapshot';
+import { buildRegistry, METRICS } from '../../lib/metrics/registry';
+import type { QueueSnapshot } from '../../lib/source/snapshot';
 
 const snapshot: QueueSnapshot = {
   dbNowSeconds: 1_800_000_000,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseTableName } from '../../lib/config';
-import { degradedBatchSql, queueSnapshotSql, snapshotBatchSql } from '../../lib/queries';
+import { ConfigError, parseTableName } from '../../lib/config/parse';
+import { degradedBatchSql, queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
 
 describe('queueSnapshotSql', () => {
   it('quotes the table everywhere it appears', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeError, redact } from '../../lib/redact';
+import { describeError, redact } from '../../lib/core/redact';
 
 const SECRET = 'S3cr/t:Pa55@x';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { RemoteWriteConfig } from '../../lib/config';
-import { buildRegistry } from '../../lib/metrics';
-import { encodeWriteRequest, METRIC_TYPE, REMOTE_WRITE_HEADERS, remoteWriteBody, requestHeaders, toWriteRequest } from '../../lib/remote-write';
-import type { QueueSnapshot } from '../../lib/snapshot';
+import type { RemoteWriteConfig } from '../../lib/config/parse';
+import { buildRegistry } from '../../lib/metrics/registry';
+import { encodeWriteRequest, METRIC_TYPE, REMOTE_WRITE_HEADERS, remoteWriteBody, requestHeaders, toWriteRequest } from '../../lib/sinks/remote-write';
+import type { QueueSnapshot } from '../../lib/source/snapshot';
 import { decodeWriteRequest, verifySigV4 } from '../support/remote-write';
 
 const SNAPSHOT: QueueSnapshot = {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { Config } from '../../lib/config';
-import { deadlineIn } from '../../lib/deadline';
-import type { LogRecord } from '../../lib/log';
-import { decideSample, MIN_SAMPLE_MS, periodStartMs, runSamples, sampleSlots } from '../../lib/sampling';
-import { TickError, type TickOptions, type TickResult } from '../../lib/tick';
+import type { Config } from '../../lib/config/parse';
+import { deadlineIn } from '../../lib/core/deadline';
+import type { LogRecord } from '../../lib/core/log';
+import { decideSample, MIN_SAMPLE_MS, periodStartMs, runSamples, sampleSlots } from '../../lib/runtime/sampling';
+import { TickError, type TickOptions, type TickResult } from '../../lib/runtime/tick';
 
 describe('sampleSlots', () => {
   it('cuts the period into k equal slots that cover it exactly', () => {

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../lib/config';
-import { deadlineIn } from '../../lib/deadline';
+import { ConfigError } from '../../lib/config/parse';
+import { deadlineIn } from '../../lib/core/deadline';
 import {
   changedSecrets,
   clearSecretsCache,
@@ -12,7 +12,7 @@ import {
   secretsCacheSeconds,
   startupBudgetMs,
   type FetchParameters,
-} from '../../lib/secrets';
+} from '../../lib/runtime/secrets';
 
 const DB = '/xyn-metrics/prod/database-url';
 const TOKEN = '/xyn-metrics/prod/pushgateway-token';

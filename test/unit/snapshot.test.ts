@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SnapshotError, summarize, toQueueSnapshot } from '../../lib/snapshot';
+import { SnapshotError, summarize, toQueueSnapshot } from '../../lib/source/snapshot';
 
 const row = (over: Record<string, unknown> = {}) => ({
   db_now_seconds: 1_800_000_000.5,

@@ -5,14 +5,14 @@
  * relays only to the addresses it was told to allow, and refuses any request
  * carrying an Origin header (a web page in the developer's browser sends one;
  * the driver never does), so it is not an open proxy. Plain text both ways:
- * for loopback databases only (lib/config.ts refuses it for a remote one).
+ * for loopback databases only (lib/config/parse.ts refuses it for a remote one).
  */
 
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { isLoopbackHost } from './config';
+import { isLoopbackHost } from '../../lib/config/parse';
 
 export interface Bridge {
   /** host:port/v1, the value for DATABASE_WS_PROXY. */

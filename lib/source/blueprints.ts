@@ -1,6 +1,6 @@
 /**
  * Per-blueprint figures (opt-in): the blueprint SELECT's row in, a validated
- * object out. The cap (top K + "other") is applied in SQL (lib/queries.ts),
+ * object out. The cap (top K + "other") is applied in SQL (lib/source/sql.ts),
  * where the pooled quantiles of "other" can be computed; this checks the
  * result holds no more than K + 1 labels, so a bug cannot explode cardinality.
  */

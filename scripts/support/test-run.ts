@@ -2,7 +2,7 @@
  * What marks a process as started by one test run: XYN_TEST_RUN=<id> in its
  * environment, inherited by everything the run spawns (PostgreSQL, the
  * Pushgateway, Prometheus, serverless offline and its workers, the bridge),
- * whatever process group it put itself in. scripts/test.ts ends every such
+ * whatever process group it put itself in. scripts/test/main.ts ends every such
  * process when the run is over, passing, failing or interrupted.
  */
 

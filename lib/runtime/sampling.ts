@@ -20,10 +20,10 @@
  * The planning is pure (unit-tested); runSamples does the waiting and calling.
  */
 
-import type { Config } from './config';
+import type { Config } from '../config/parse';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { deadlineIn, type Deadline } from './deadline';
-import { redactingSink, stdoutSink } from './log';
+import { deadlineIn, type Deadline } from '../core/deadline';
+import { redactingSink, stdoutSink } from '../core/log';
 import { runTick, TickError, type TickOptions, type TickResult } from './tick';
 
 /** No sample starts with less time than this left: a tick needs a connect and a push. */

@@ -14,9 +14,9 @@
  * Errors name the parameter and the variable, never a value.
  */
 
-import { ConfigError, DEFAULTS, type Env } from './config';
-import { withDeadline, type Deadline } from './deadline';
-import { describeError } from './redact';
+import { ConfigError, DEFAULTS, type Env } from '../config/parse';
+import { withDeadline, type Deadline } from '../core/deadline';
+import { describeError } from '../core/redact';
 
 /** Every variable that may come from SSM instead of the environment (the secret contract). */
 export const SECRET_VARIABLES = [

@@ -3,7 +3,7 @@
  * global setting, over one of two transports behind one session interface:
  * - the Neon driver over a WebSocket: to a Neon host its secure defaults
  *   (wss://, TLS always on); through DATABASE_WS_PROXY a wss:// proxy, or the
- *   local plain-text bridge (loopback databases only, see lib/config.ts);
+ *   local plain-text bridge (loopback databases only, see lib/config/parse.ts);
  * - node-postgres over TCP to every other host, with TLS as DATABASE_URL's
  *   sslmode and sslrootcert say (verify-full by default for remote hosts).
  */
@@ -12,8 +12,8 @@ import type { ConnectionOptions } from 'node:tls';
 import { Client } from '@neondatabase/serverless';
 import PgClient from 'pg/lib/client';
 import ws from 'ws';
-import { isNeonHost, type Config, type DatabaseTls } from './config';
-import { withDeadline, type Deadline } from './deadline';
+import { isNeonHost, type Config, type DatabaseTls } from '../config/parse';
+import { withDeadline, type Deadline } from '../core/deadline';
 
 /**
  * How long a clean close may take before the socket is cut. A WebSocket close
@@ -41,7 +41,7 @@ export function driverSettings(config: Pick<Config, 'databaseWsProxy'>): DriverS
   return {
     wsProxy: (host, port) => `${proxy}?address=${encodeURIComponent(`${host}:${port}`)}`,
     // wss://: TLS is the WebSocket's, certificate checked by Node, as with Neon's own proxy.
-    // host:port: the local bridge, plain text on loopback (lib/config.ts allows nothing else).
+    // host:port: the local bridge, plain text on loopback (lib/config/parse.ts allows nothing else).
     useSecureWebSocket: secure,
     pipelineTLS: false,
     pipelineConnect: false,

@@ -18,7 +18,7 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runsSchemaSql } from './runs-schema';
+import { runsSchemaSql } from '../support/runs-schema';
 
 export interface DemoDatabase {
   /** postgresql://… URL of the socket server (no password: PGlite trusts every client). */
@@ -173,7 +173,7 @@ async function startFront(target: string, port: number): Promise<{ port: number;
 
 /** Where the initdb result is cached: initdb under WebAssembly takes 5-30 s, loading its dump a few. */
 function templatePath(): string {
-  const root = fileURLToPath(new URL('..', import.meta.url));
+  const root = fileURLToPath(new URL('../..', import.meta.url));
   const manifest = join(root, 'node_modules', '@electric-sql', 'pglite', 'package.json');
   const version = (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
   return join(root, 'node_modules', '.cache', 'xyn-metrics', `pglite-${version}-template.tar.gz`);

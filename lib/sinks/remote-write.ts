@@ -11,7 +11,7 @@
  *
  * Each attempt is bounded by the tick's deadline and PUSH_TIMEOUT_MS; retried
  * with backoff on network errors, 429 and 5xx, never on other 4xx or a TLS
- * certificate error (lib/http.ts decides).
+ * certificate error (lib/sinks/http.ts decides).
  */
 
 import { readFileSync } from 'node:fs';
@@ -19,10 +19,10 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import aws4 from 'aws4';
 import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import { compress } from 'snappyjs';
-import type { Env, RemoteWriteConfig } from './config';
-import type { Deadline } from './deadline';
+import type { Env, RemoteWriteConfig } from '../config/parse';
+import type { Deadline } from '../core/deadline';
 import { requestWithRetries } from './http';
-import { describeError } from './redact';
+import { describeError } from '../core/redact';
 
 export class RemoteWriteError extends Error {
   override name = 'RemoteWriteError';

@@ -1,7 +1,7 @@
 /**
  * What the test run needs from the machine, found (or, as root with apt,
  * installed), and the PostgreSQL it talks to: TEST_DATABASE_URL's server, or
- * a throw-away one started here. Used by scripts/test.ts (npm test) and by
+ * a throw-away one started here. Used by scripts/test/main.ts (npm test) and by
  * test/global-setup.ts (a bare `npx vitest run`).
  */
 

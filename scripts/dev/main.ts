@@ -25,12 +25,12 @@ import net, { type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startBridge, type Bridge } from '../lib/bridge';
-import { ConfigError, displayUrl, parseConfig } from '../lib/config';
+import { startBridge, type Bridge } from '../bridge/bridge';
+import { ConfigError, displayUrl, parseConfig } from '../../lib/config/parse';
 import { startDemoDatabase, type DemoDatabase } from './demo-db';
 import { startDemoWorker, type DemoWorker } from './demo-worker';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SERVERLESS = join(ROOT, 'node_modules', '.bin', 'serverless');
 const LOOPBACK = '127.0.0.1';
 const REGION = 'eu-west-1';

@@ -11,8 +11,8 @@
 // which the tick never uses and every cold start would parse.
 import Gauge from 'prom-client/lib/gauge.js';
 import Registry from 'prom-client/lib/registry.js';
-import { BLUEPRINT_QUANTILES, type BlueprintSnapshot } from './blueprints';
-import type { QueueSnapshot } from './snapshot';
+import { BLUEPRINT_QUANTILES, type BlueprintSnapshot } from '../source/blueprints';
+import type { QueueSnapshot } from '../source/snapshot';
 
 export interface MetricDefinition {
   name: string;

@@ -1,6 +1,6 @@
 /**
  * What serverless.yml deploys, computed from the deploy environment (read by
- * serverless.yml through ${file(./scripts/deploy-settings.cjs):…}). One pure
+ * serverless.yml through ${file(./scripts/deploy/settings.cjs):…}). One pure
  * function, deploySettings(env, { region, stage, local }), so the rules are in
  * one place and unit-tested (test/unit/deploy-settings.test.ts):
  *
@@ -11,7 +11,7 @@
  *   `serverless offline` (local) the handlers get plain X from the local
  *   environment as before, so no parameter names are set.
  * - Each function gets only the settings it uses; unset optional settings are
- *   left out (lib/config.ts defaults apply).
+ *   left out (lib/config/parse.ts defaults apply).
  * - The region is one explicit setting (AWS_REGION or --region), no default: the
  *   parameters must be created in the same region (README, "Deploy").
  * - The metrics function and its public HTTP API exist only with METRICS_ENDPOINT=on.
@@ -31,7 +31,7 @@ const path = require('node:path');
 
 const SERVICE = 'xyn-metrics';
 
-/** Secret variables (the contract of lib/secrets.ts) and their parameter names under /xyn-metrics/<stage>/. */
+/** Secret variables (the contract of lib/runtime/secrets.ts) and their parameter names under /xyn-metrics/<stage>/. */
 const SECRET_PARAMETERS = {
   DATABASE_URL: 'database-url',
   PUSHGATEWAY_PASSWORD: 'pushgateway-password',
@@ -41,7 +41,7 @@ const SECRET_PARAMETERS = {
   REMOTE_WRITE_TOKEN: 'remote-write-token',
 };
 
-/** Plain settings each function reads (lib/config.ts), passed through when set in the deploy environment. */
+/** Plain settings each function reads (lib/config/parse.ts), passed through when set in the deploy environment. */
 const DATABASE_SETTINGS = [
   // A remote Neon-compatible proxy (wss:// only when deployed) and the explicit plain-text opt-in (docs/security.md).
   'DATABASE_WS_PROXY', 'DATABASE_ALLOW_PLAINTEXT',
@@ -255,7 +255,7 @@ module.exports = async ({ options }) => {
       region: options.region || process.env.AWS_REGION,
       stage: options.stage || 'dev',
       local: isLocal(process.argv),
-      serviceDir: path.resolve(__dirname, '..'),
+      serviceDir: path.resolve(__dirname, '..', '..'),
     });
   } catch (error) {
     if (error instanceof DeploySettingsError) throw new Error(`xyn-metrics deploy settings: ${error.message}`);

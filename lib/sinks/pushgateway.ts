@@ -4,7 +4,7 @@
  * a series the tick no longer has is gone after the push; there is never a
  * per-invocation label, so there is never more than one group to go stale.
  *
- * The request is lib/http.ts's: the status comes from the response, no socket
+ * The request is lib/sinks/http.ts's: the status comes from the response, no socket
  * is kept alive, the CA bundle is trusted for this request only. Each attempt
  * is bounded by the tick's deadline and by PUSH_TIMEOUT_MS of wall time (a
  * gateway trickling a byte a second never trips a socket idle timeout); a cut
@@ -15,10 +15,10 @@
 
 import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
-import type { PushgatewayConfig } from './config';
-import type { Deadline } from './deadline';
+import type { PushgatewayConfig } from '../config/parse';
+import type { Deadline } from '../core/deadline';
 import { requestWithRetries } from './http';
-import { describeError } from './redact';
+import { describeError } from '../core/redact';
 
 export class PushError extends Error {
   override name = 'PushError';

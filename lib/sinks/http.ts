@@ -10,7 +10,7 @@
 
 import http from 'node:http';
 import https from 'node:https';
-import { DeadlineError, sleep, withDeadline, type Deadline } from './deadline';
+import { DeadlineError, sleep, withDeadline, type Deadline } from '../core/deadline';
 
 export interface HttpRequest {
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';

@@ -22,7 +22,7 @@
  * validated integers. Nothing else is spliced in.
  */
 
-import type { BlueprintConfig, HeartbeatConfig, TableName } from './config';
+import type { BlueprintConfig, HeartbeatConfig, TableName } from '../config/parse';
 
 export interface SnapshotQueryOptions {
   table: TableName;

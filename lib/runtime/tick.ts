@@ -1,6 +1,6 @@
 /**
  * One tick, shared by the Lambda handler, the CLI and the dev stack:
- * config -> database -> snapshot -> registry -> sinks (lib/sinks.ts: push, remote write) -> log line.
+ * config -> database -> snapshot -> registry -> sinks (lib/sinks/send.ts: push, remote write) -> log line.
  *
  * When the database cannot be read, a registry holding only
  * xyn_collector_up 0 and xyn_collector_duration_seconds is pushed (PUT
@@ -11,17 +11,17 @@
  */
 
 import type { Registry } from 'prom-client';
-import type { Config } from './config';
-import { openDatabase } from './database';
-import { deadlineBefore, deadlineIn, type Deadline } from './deadline';
-import { redactingSink, stdoutSink, type LogSink } from './log';
-import { buildRegistry } from './metrics';
-import { sendToSinks, sinkReserveMs, type SinkName } from './sinks';
-import { toBlueprintSnapshot } from './blueprints';
-import { blueprintSql, degradedBatchSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from './queries';
-import { describeError } from './redact';
-import { summarize, toQueueSnapshot, type QueueSnapshot } from './snapshot';
-import { toWorkersAlive } from './workers';
+import type { Config } from '../config/parse';
+import { openDatabase } from '../source/connection';
+import { deadlineBefore, deadlineIn, type Deadline } from '../core/deadline';
+import { redactingSink, stdoutSink, type LogSink } from '../core/log';
+import { buildRegistry } from '../metrics/registry';
+import { sendToSinks, sinkReserveMs, type SinkName } from '../sinks/send';
+import { toBlueprintSnapshot } from '../source/blueprints';
+import { blueprintSql, degradedBatchSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../source/sql';
+import { describeError } from '../core/redact';
+import { summarize, toQueueSnapshot, type QueueSnapshot } from '../source/snapshot';
+import { toWorkersAlive } from '../source/workers';
 
 export class TickError extends Error {
   override name = 'TickError';

@@ -4,7 +4,7 @@
  *   BRIDGE_PORT=8089 BRIDGE_ALLOW=127.0.0.1:5432 npm run bridge
  */
 
-import { startBridge } from '../lib/bridge';
+import { startBridge } from './bridge';
 
 const port = Number(process.env.BRIDGE_PORT ?? 8089);
 const allow = (process.env.BRIDGE_ALLOW ?? '127.0.0.1:5432,localhost:5432').split(',').map((s) => s.trim());

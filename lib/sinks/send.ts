@@ -6,10 +6,10 @@
  */
 
 import type { Registry } from 'prom-client';
-import type { Config } from './config';
-import type { Deadline } from './deadline';
-import { groupPath, PushError, pushToGateway } from './push';
-import { describeError } from './redact';
+import type { Config } from '../config/parse';
+import type { Deadline } from '../core/deadline';
+import { groupPath, PushError, pushToGateway } from './pushgateway';
+import { describeError } from '../core/redact';
 import { RemoteWriteError, remoteWriteTarget, writeToRemote } from './remote-write';
 
 export type SinkName = 'pushgateway' | 'remote_write';

@@ -3,7 +3,7 @@
 # credentials to exist. No secret is read here (the functions read theirs from SSM
 # at run time); the region must be given (AWS_REGION or --region), as for a deploy.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-AKIAIOSFODNN7EXAMPLE}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-placeholder}"
 export PUSHGATEWAY_URL="${PUSHGATEWAY_URL:-http://pushgateway.invalid:9091}"
