@@ -1,118 +1,80 @@
 /**
- * The scheduled Lambda: a thin adapter from (event, context) to runTick.
- * The deadline is the smaller of TICK_TIMEOUT_MS and the function's remaining
- * time less a margin, so the tick always ends (and logs) before Lambda kills it.
+ * The scheduled Lambda: a thin adapter from (event, context) to runSamples
+ * (one runTick, or SAMPLES_PER_INVOCATION of them). The deadline is the
+ * smaller of TICK_TIMEOUT_MS and the function's remaining time less the exit
+ * margin, so the tick always ends (and logs) before Lambda kills it.
  *
  * Warm-container safe: nothing is kept between invocations but the secrets
  * read from SSM (lib/runtime/secrets.ts, for SECRETS_CACHE_SECONDS). Every call parses
  * the environment, opens its own connection and builds its own registry; no
  * global prom-client metric.
  *
- * Secrets first: resolveSecrets fills in X from X_SSM_PARAMETER (deployed) or
- * leaves the plain X (local), within the tick's deadline; parseConfig only ever
- * sees plain values. A tick whose credentials are refused after a rotation
- * refetches them once and, when any changed, runs once more.
+ * Setup (lib/runtime/handler.ts): budgets, then secrets (X from X_SSM_PARAMETER
+ * when deployed), then configuration. A tick whose credentials are refused
+ * after a rotation refetches them once and, when any changed, runs once more.
  */
 
 import type { Context, ScheduledEvent } from 'aws-lambda';
-import { ConfigError, parseConfig, type Config, type Env } from '../lib/config/parse';
-import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/core/deadline';
+import { deadlineIn } from '../lib/core/deadline';
 import { redactingSink, stdoutSink } from '../lib/core/log';
 import { describeError } from '../lib/core/redact';
+import { EXIT_MARGIN_MS, invocationDeadline as freshDeadline, refetchSecrets, setUp, type SetupOptions } from '../lib/runtime/handler';
+import { lateBySeconds } from '../lib/runtime/late';
 import { runSamples } from '../lib/runtime/sampling';
-import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/runtime/secrets';
-import { lateBySeconds, TickError, type TickResult } from '../lib/runtime/tick';
+import { TickError, type TickResult } from '../lib/runtime/tick';
 
-/** Room left after the deadline to log and return before Lambda's own timeout. */
-export const EXIT_MARGIN_MS = 1_500;
+export { EXIT_MARGIN_MS } from '../lib/runtime/handler';
 
 export type CollectResponse = Pick<TickResult, 'outcome' | 'pushedTo' | 'durationMs'> | { outcome: 'skipped_late'; ageSeconds: number };
 
-/** Secrets, then configuration; each failure is one error line and one thrown message. */
-async function configure(env: Env, deadline: Deadline, refresh = false): Promise<{ env: Env; config: Config; secretsMs: number }> {
-  const started = Date.now();
-  let resolved: Env;
-  let secretsMs: number;
-  try {
-    resolved = await resolveSecrets(env, deadline, { refresh });
-    secretsMs = Date.now() - started;
-  } catch (error) {
-    // Neither error carries a secret value (they name parameters and variables); redact anyway.
-    const message = error instanceof ConfigError || error instanceof SecretsError ? error.message : describeError(error, []);
-    const what = error instanceof SecretsError ? 'secrets unavailable' : 'configuration error';
-    stdoutSink({ level: 'error', msg: what, error: message });
-    throw new Error(`xyn-metrics ${what}: ${message}`);
-  }
-  try {
-    return { env: resolved, config: parseConfig(resolved), secretsMs };
-  } catch (error) {
-    // Config errors never carry values of secrets; redact anyway in case of a bug.
-    const message = error instanceof ConfigError ? error.message : describeError(error, []);
-    stdoutSink({ level: 'error', msg: 'configuration error', error: message });
-    throw new Error(`xyn-metrics configuration error: ${message}`);
-  }
-}
-
-/**
- * After a tick whose credentials were refused: read the secrets from SSM
- * again, once. Returns the new configuration when any value changed (the tick
- * is worth running again), undefined otherwise.
- */
-async function refetchAfterRefusal(error: unknown, before: Env, deadline: Deadline, context: Record<string, unknown>): Promise<Config | undefined> {
-  const refused = error instanceof TickError ? (error.result.authFailures ?? []) : [];
-  if (refused.length === 0 || secretParameters(process.env).length === 0) return undefined;
-  const { env, config } = await configure(process.env, deadline, true);
-  const changed = changedSecrets(before, env);
-  redactingSink(stdoutSink, config.secrets)({
-    level: 'warn',
-    msg: changed.length > 0 ? 'credentials refused; secrets changed in SSM, tick runs again' : 'credentials refused; secrets unchanged in SSM',
-    refused,
-    changed,
-    ...context,
-  });
-  return changed.length > 0 ? config : undefined;
-}
+const OPTIONS: SetupOptions = { requireSink: true };
 
 export async function collect(event: Partial<ScheduledEvent> | undefined, context: Partial<Context> | undefined): Promise<CollectResponse> {
-  // TICK_TIMEOUT_MS bounds the SSM read and the tick together.
-  const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS));
-  const { env, config, secretsMs } = await configure(process.env, setupDeadline);
+  const setup = await setUp(process.env, context, OPTIONS);
+  const { config, deadline } = setup;
+  const log = redactingSink(stdoutSink, config.secrets);
 
   let late: number | undefined;
   try {
-    late = lateBySeconds(event?.time, Date.now(), config.maxEventAgeSeconds);
+    late = lateBySeconds(event?.time, Date.now(), config.tick.maxEventAgeSeconds);
   } catch (error) {
     const message = describeError(error, config.secrets);
-    stdoutSink({ level: 'error', msg: 'bad scheduled event', error: message });
+    log({ level: 'error', msg: 'bad scheduled event', error: message });
     throw new Error(`xyn-metrics: ${message}`);
   }
   if (late !== undefined) {
-    stdoutSink({
+    log({
       level: 'warn',
       msg: 'late tick skipped',
       outcome: 'skipped_late',
       scheduled_at: event?.time,
       age_seconds: Math.round(late),
-      max_event_age_seconds: config.maxEventAgeSeconds,
+      max_event_age_seconds: config.tick.maxEventAgeSeconds,
     });
     return { outcome: 'skipped_late', ageSeconds: Math.round(late) };
   }
 
   const remaining = context?.getRemainingTimeInMillis?.();
-  const budget = tickBudgetMs(config.tickTimeoutMs - secretsMs, remaining, EXIT_MARGIN_MS);
-  const deadline = deadlineIn(budget);
   const invocationDeadline = remaining === undefined ? undefined : deadlineIn(Math.max(0, remaining - EXIT_MARGIN_MS));
   const tickContext = { request_id: context?.awsRequestId, scheduled_at: event?.time };
-  // One runTick, or SAMPLES_PER_INVOCATION ticks spread over the schedule period (lib/runtime/sampling.ts).
-  const run = (current: Config) => runSamples(current, { deadline, context: tickContext, eventTime: event?.time, invocationDeadline });
+  const run = (current: typeof config, tickDeadline = deadline) =>
+    runSamples(current, { deadline: tickDeadline, context: tickContext, eventTime: event?.time, invocationDeadline });
   let result: TickResult;
   try {
     result = await run(config);
   } catch (error) {
     // A refused credential may have been rotated since it was cached.
-    const rotated = await refetchAfterRefusal(error, env, deadline, tickContext);
+    const refused = error instanceof TickError ? error.result.authFailures : [];
+    let rotated;
+    try {
+      rotated = await refetchSecrets(setup, context, OPTIONS, { refused, wording: { refused: 'credentials refused', again: 'tick runs again' }, log, context: tickContext });
+    } catch (refetchError) {
+      // The refused credential is what went wrong; the failed refetch is why it could not be mended.
+      if (error instanceof TickError) throw new TickError(error.message, error.result, { cause: refetchError });
+      throw error;
+    }
     if (rotated === undefined) throw error;
-    result = await run(rotated);
+    result = await run(rotated, freshDeadline(rotated.tick, context));
   }
   return { outcome: result.outcome, pushedTo: result.pushedTo, durationMs: result.durationMs };
 }

@@ -1,32 +1,34 @@
 /**
  * GET /metrics (httpApi): the same figures as the scheduled push, read fresh
  * per request and returned as Prometheus text, for a Prometheus that can scrape
- * the function directly. It shares the tick's read-and-build code
- * (collectRegistry) and never pushes.
+ * the function directly. It shares the read-and-build code (lib/runtime/collect.ts),
+ * which holds no sink code, and never pushes.
  *
  * Access needs `Authorization: Bearer <METRICS_BEARER_TOKEN>`; without a
  * configured token the endpoint refuses to serve (503) rather than being open.
- * The token is checked before any database work, so unauthenticated requests
- * cost no connection.
+ * An anonymous caller costs as little as possible: the token is the one secret
+ * read before the check (and kept for TOKEN_CACHE_SECONDS at least, whatever
+ * SECRETS_CACHE_SECONDS says, so a flood of anonymous requests is not a flood of
+ * SSM and KMS calls); the database URL is read, and the database reached, only
+ * for an authorised request. Every plain setting is still checked first.
  *
- * Secrets (DATABASE_URL, METRICS_BEARER_TOKEN) come from SSM when deployed
- * (lib/runtime/secrets.ts), read before parseConfig. A database password refused after
- * a rotation is read again once; a wrong bearer token never triggers a read
- * (an anonymous caller must not be able to make the function call SSM).
+ * A database password refused after a rotation is read again once.
  */
 
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ConfigError, parseConfig, type Config, type Env } from '../lib/config/parse';
-import { deadlineIn, tickBudgetMs, type Deadline } from '../lib/core/deadline';
-import { changedSecrets, resolveSecrets, secretParameters, SecretsError, startupBudgetMs } from '../lib/runtime/secrets';
+import { startStopwatch } from '../lib/core/clock';
 import { redactingSink, stdoutSink, type LogSink } from '../lib/core/log';
-import { describeError } from '../lib/core/redact';
-import { summarize } from '../lib/source/snapshot';
-import { collectRegistry } from '../lib/runtime/tick';
+import { collectRegistry } from '../lib/runtime/collect';
+import { configure, invocationDeadline, parseBudgets, refetchSecrets, SetupError, type Setup, type SetupOptions } from '../lib/runtime/handler';
+import { summarize } from '../lib/runtime/tick-record';
 
-/** Room left after the deadline to log and answer before Lambda's own timeout. */
-const EXIT_MARGIN_MS = 1_000;
+/** The scrape's token stays cached at least this long (docs/extras.md). */
+export const TOKEN_CACHE_SECONDS = 60;
+
+const KEEP = { keepFor: { METRICS_BEARER_TOKEN: TOKEN_CACHE_SECONDS } } as const;
+const TOKEN_ONLY: SetupOptions = { requireSink: false, only: ['METRICS_BEARER_TOKEN'], ...KEEP };
+const FULL: SetupOptions = { requireSink: false, ...KEEP };
 
 type Response = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
 
@@ -55,61 +57,47 @@ export function tokenMatches(presented: string | undefined, expected: string): b
   return ok && presented !== undefined;
 }
 
-/**
- * After the database refused the password: read the secrets from SSM again,
- * once. Returns the new configuration when any value changed, else undefined
- * (a failure to read is logged; the scrape then answers with collector_up 0).
- */
-async function refetchAfterRefusal(before: Env, deadline: Deadline, log: LogSink): Promise<Config | undefined> {
-  try {
-    const fresh = await resolveSecrets(process.env, deadline, { refresh: true });
-    const changed = changedSecrets(before, fresh);
-    log({ level: 'warn', msg: changed.length > 0 ? 'password refused; secrets changed in SSM, reading again' : 'password refused; secrets unchanged in SSM', changed });
-    return changed.length > 0 ? parseConfig(fresh, { requirePushgateway: false }) : undefined;
-  } catch (error) {
-    const what = error instanceof SecretsError ? 'secrets unavailable' : 'configuration error';
-    log({ level: 'error', msg: what, error: error instanceof ConfigError || error instanceof SecretsError ? error.message : describeError(error, []) });
-    return undefined;
-  }
+/** The details go to the log only (the setup logged them): an unauthenticated caller learns nothing of the setup. */
+function setupFailed(error: unknown): Response {
+  if (error instanceof SetupError) return plain(500, `xyn-metrics: ${error.what} (see the function log)`);
+  throw error;
 }
 
 export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined, context: Partial<Context> | undefined): Promise<Response> {
-  const started = Date.now();
-  const setupDeadline = deadlineIn(tickBudgetMs(startupBudgetMs(process.env), context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS));
-  let env: Env;
-  let config: Config;
-  let secretsMs: number;
+  const elapsed = startStopwatch();
+  let checked: Awaited<ReturnType<typeof configure>>;
+  let deadline;
   try {
-    env = await resolveSecrets(process.env, setupDeadline);
-    secretsMs = Date.now() - started;
-    config = parseConfig(env, { requirePushgateway: false });
+    deadline = invocationDeadline(parseBudgets(process.env), context);
+    checked = await configure(process.env, deadline, TOKEN_ONLY);
   } catch (error) {
-    // The details go to the log only: an unauthenticated caller learns nothing of the setup.
-    const message = error instanceof ConfigError || error instanceof SecretsError ? error.message : describeError(error, []);
-    const what = error instanceof SecretsError ? 'secrets unavailable' : 'configuration error';
-    stdoutSink({ level: 'error', msg: what, error: message });
-    return plain(500, `xyn-metrics: ${what} (see the function log)`);
+    return setupFailed(error);
   }
-  const log: LogSink = redactingSink(stdoutSink, config.secrets);
+  const token = checked.config.metricsBearerToken;
+  const log: LogSink = redactingSink(stdoutSink, checked.config.secrets);
   const request = { request_id: context?.awsRequestId, path: event?.rawPath };
 
-  if (config.metricsBearerToken === undefined) {
+  if (token === undefined) {
     log({ level: 'error', msg: 'scrape refused', status: 503, ...request, error: 'METRICS_BEARER_TOKEN is not configured' });
     return plain(503, 'xyn-metrics: METRICS_BEARER_TOKEN is not configured; /metrics refuses to serve without it');
   }
-  if (!tokenMatches(bearerToken(event?.headers), config.metricsBearerToken)) {
+  if (!tokenMatches(bearerToken(event?.headers), token)) {
     log({ level: 'warn', msg: 'scrape unauthorized', status: 401, ...request });
     return plain(401, 'xyn-metrics: missing or wrong bearer token', { 'www-authenticate': 'Bearer realm="xyn-metrics"' });
   }
 
-  const budget = tickBudgetMs(config.tickTimeoutMs - secretsMs, context?.getRemainingTimeInMillis?.(), EXIT_MARGIN_MS);
+  let setup: Setup;
+  try {
+    setup = { ...(await configure(process.env, deadline, FULL)), rawEnv: process.env, deadline };
+  } catch (error) {
+    return setupFailed(error);
+  }
   // The scrape never pushes, so the whole budget is the database's.
-  const deadline = deadlineIn(budget);
-  let collected = await collectRegistry(config, deadline);
-  if (collected.dbAuthFailed && secretParameters(process.env).length > 0) {
-    // The password may have been rotated since it was cached.
-    const rotated = await refetchAfterRefusal(env, deadline, (record) => log({ ...record, ...request }));
-    if (rotated !== undefined) collected = await collectRegistry(rotated, deadline);
+  let collected = await collectRegistry(setup.config, deadline);
+  if (collected.dbAuthFailed) {
+    // The password may have been rotated since it was cached; a failed read is logged, and the scrape answers with collector_up 0.
+    const rotated = await refetchSecrets(setup, context, FULL, { refused: ['database'], wording: { refused: 'password refused', again: 'reading again' }, log, context: request }).catch(() => undefined);
+    if (rotated !== undefined) collected = await collectRegistry(rotated, invocationDeadline(rotated.tick, context));
   }
 
   // A failed read still answers 200 with xyn_collector_up 0 alone, as the push does:
@@ -120,7 +108,7 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
     outcome: collected.dbError ? 'db_failed' : 'ok',
     status: 200,
     ...request,
-    duration_ms: Date.now() - started,
+    duration_ms: Math.round(elapsed()),
     db_ms: collected.dbMs,
     ...(collected.snapshot ? { figures: summarize(collected.snapshot) } : {}),
     ...(collected.historyError ? { degraded: `terminal counts missing: ${collected.historyError}` } : {}),

@@ -6,7 +6,8 @@
  * Exit 0 on success; on failure one line on stderr and exit 1 (2 for config).
  */
 
-import { ConfigError, parseConfig } from '../lib/config/parse';
+import { ConfigError } from '../lib/config/errors';
+import { parseConfig } from '../lib/config/parse';
 import { describeError } from '../lib/core/redact';
 import { runTick, TickError } from '../lib/runtime/tick';
 import type { LogRecord } from '../lib/core/log';
@@ -14,7 +15,7 @@ import type { LogRecord } from '../lib/core/log';
 async function main(): Promise<number> {
   let config;
   try {
-    config = parseConfig(process.env, { requirePushgateway: false });
+    config = parseConfig(process.env, { requireSink: false });
   } catch (error) {
     process.stderr.write(`xyn-metrics: ${error instanceof ConfigError ? error.message : describeError(error, [])}\n`);
     return 2;

@@ -1,6 +1,6 @@
 /**
- * The metric definitions (one table of names, help and labels) and the pure
- * step that turns a snapshot into a fresh prom-client registry.
+ * The pure step that turns a snapshot into a fresh prom-client registry, from
+ * the metric table (lib/metrics/definitions.ts).
  *
  * Every tick builds its own Registry and registers only there: prom-client's
  * global registry would throw "already registered" in a warm Lambda container.
@@ -13,85 +13,7 @@ import Gauge from 'prom-client/lib/gauge.js';
 import Registry from 'prom-client/lib/registry.js';
 import { BLUEPRINT_QUANTILES, type BlueprintSnapshot } from '../source/blueprints';
 import type { QueueSnapshot } from '../source/snapshot';
-
-export interface MetricDefinition {
-  name: string;
-  help: string;
-  labelNames: readonly string[];
-}
-
-function define<const L extends readonly string[]>(name: string, help: string, labelNames: L) {
-  return { name, help, labelNames } satisfies MetricDefinition;
-}
-
-export const METRICS = {
-  queueDepth: define(
-    'xyn_queue_depth',
-    'Runs per status in the runs table; every status of the enum is reported, 0 when no run has it. A terminal status above STATUS_ESTIMATE_ABOVE is the planner\'s estimate (see xyn_queue_depth_estimated).',
-    ['status'] as const,
-  ),
-  queueDepthEstimated: define(
-    'xyn_queue_depth_estimated',
-    '1 when xyn_queue_depth for this status is the planner\'s estimate (a terminal status above STATUS_ESTIMATE_ABOVE), 0 when it is an exact count. QUEUED and RUNNING are always exact.',
-    ['status'] as const,
-  ),
-  readyDepth: define(
-    'xyn_queue_ready_depth',
-    'QUEUED runs whose run_at has come (run_at <= now() or no run_at): work that could start now.',
-    [] as const,
-  ),
-  futureDepth: define(
-    'xyn_queue_future_depth',
-    'QUEUED runs scheduled for later (run_at > now()).',
-    [] as const,
-  ),
-  oldestReadySeconds: define(
-    'xyn_queue_oldest_ready_seconds',
-    'Seconds since the oldest ready run was queued (now() - min(queued_at)), database clock; 0 when none is ready.',
-    [] as const,
-  ),
-  expiredLeases: define(
-    'xyn_running_with_expired_lease',
-    'RUNNING runs whose lease_expires_at has passed: their worker likely died. Should be 0.',
-    [] as const,
-  ),
-  activeLeases: define(
-    'xyn_running_with_active_lease',
-    'RUNNING runs holding a lease that has not expired: runs being worked on now.',
-    [] as const,
-  ),
-  // Extras (docs/extras.md), present only when configured.
-  workersAlive: define(
-    'xyn_workers_alive',
-    'Distinct workers whose last heartbeat is within HEARTBEAT_TTL_SECONDS of the database clock. Present only when HEARTBEAT_TABLE is set.',
-    [] as const,
-  ),
-  blueprintRunCount: define(
-    'xyn_blueprint_run_count',
-    'QUEUED and RUNNING runs per blueprint; the top BLUEPRINT_TOP_K blueprints by volume keep their name, the rest are summed under blueprint="other".',
-    ['blueprint', 'status'] as const,
-  ),
-  blueprintDuration: define(
-    'xyn_blueprint_duration_seconds',
-    'Run duration quantiles (finished - started) per blueprint over runs finished in the last BLUEPRINT_WINDOW_SECONDS; blueprint="other" pools the rest.',
-    ['blueprint', 'quantile'] as const,
-  ),
-  collectorUp: define(
-    'xyn_collector_up',
-    'Whether the last collector tick read the database: 1 when it did, 0 when it failed (queue gauges are then absent).',
-    [] as const,
-  ),
-  collectorDegraded: define(
-    'xyn_collector_degraded',
-    '1 when the last tick could not count the history (terminal statuses): every alerting gauge is exact and present, the terminal xyn_queue_depth series are absent. 0 when the read was whole.',
-    [] as const,
-  ),
-  collectorDuration: define(
-    'xyn_collector_duration_seconds',
-    'Seconds the last collector tick spent connecting to and reading the database.',
-    [] as const,
-  ),
-} as const;
+import { METRICS, type MetricDefinition } from './definitions';
 
 export interface CollectorHealth {
   up: boolean;

@@ -20,7 +20,7 @@
  * The planning is pure (unit-tested); runSamples does the waiting and calling.
  */
 
-import type { Config } from '../config/parse';
+import type { Config } from '../config/types';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deadlineIn, type Deadline } from '../core/deadline';
 import { redactingSink, stdoutSink } from '../core/log';
@@ -115,11 +115,11 @@ export async function runSamples(
   clock: Clock = systemClock,
 ): Promise<TickResult> {
   const { eventTime, invocationDeadline, ...tickOptions } = options;
-  const k = config.samplesPerInvocation ?? 1;
+  const k = config.sampling.samplesPerInvocation;
   if (k <= 1) return tick(config, tickOptions);
 
   const log = redactingSink(options.log ?? stdoutSink, config.secrets);
-  const periodMs = (config.schedulePeriodSeconds ?? 60) * 1000;
+  const periodMs = config.sampling.schedulePeriodSeconds * 1000;
   const startMs = periodStartMs(eventTime, clock.now(), periodMs);
   const periodEndMs = startMs + periodMs;
   const invocationEndMs = Math.min(periodEndMs, invocationDeadline?.at ?? Infinity);
@@ -139,7 +139,7 @@ export async function runSamples(
       invocationEndMs,
       periodEndMs,
       previousSampleMs: previous,
-      tickTimeoutMs: config.tickTimeoutMs,
+      tickTimeoutMs: config.tick.timeoutMs,
     });
     if (decision.action === 'stop') {
       stopped = decision.reason;

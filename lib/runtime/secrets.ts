@@ -14,27 +14,21 @@
  * Errors name the parameter and the variable, never a value.
  */
 
-import { ConfigError, DEFAULTS, type Env } from '../config/parse';
+import { ConfigError } from '../config/errors';
+import { integer, text, type Env } from '../config/read';
+import { defaultOf, SECRET_SETTINGS, SSM_PARAMETER_SUFFIX, type SettingName } from '../config/settings';
 import { withDeadline, type Deadline } from '../core/deadline';
 import { describeError } from '../core/redact';
 
-/** Every variable that may come from SSM instead of the environment (the secret contract). */
-export const SECRET_VARIABLES = [
-  'DATABASE_URL',
-  'PUSHGATEWAY_PASSWORD',
-  'PUSHGATEWAY_TOKEN',
-  'METRICS_BEARER_TOKEN',
-  'REMOTE_WRITE_PASSWORD',
-  'REMOTE_WRITE_TOKEN',
-] as const;
+export { SSM_PARAMETER_SUFFIX } from '../config/settings';
 
-export type SecretVariable = (typeof SECRET_VARIABLES)[number];
+/** Every variable that may come from SSM instead of the environment (the secret contract: the settings table's secrets). */
+export const SECRET_VARIABLES = SECRET_SETTINGS;
 
-export const SSM_PARAMETER_SUFFIX = '_SSM_PARAMETER';
+export type SecretVariable = SettingName;
 
 /** Short enough that a rotation lands within minutes; long enough that a warm container rarely calls SSM. */
-export const DEFAULT_SECRETS_CACHE_SECONDS = 300;
-const MAX_SECRETS_CACHE_SECONDS = 3_600;
+export const DEFAULT_SECRETS_CACHE_SECONDS = defaultOf('SECRETS_CACHE_SECONDS');
 
 /** GetParameters takes at most 10 names; the contract has 6 variables. */
 const MAX_NAMES_PER_CALL = 10;
@@ -65,13 +59,12 @@ export type FetchParameters = (names: string[], deadline: Deadline) => Promise<{
 export interface ResolveOptions {
   /** Drop the cached values of these parameters and read them again (after an authentication failure). */
   refresh?: boolean;
+  /** Resolve only these variables (the scrape reads its token before anything else). */
+  only?: readonly SecretVariable[];
+  /** Keep these variables' cached values at least this many seconds, whatever SECRETS_CACHE_SECONDS says. */
+  keepFor?: Partial<Record<SecretVariable, number>>;
   now?: () => number;
   fetchParameters?: FetchParameters;
-}
-
-function text(env: Env, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
 }
 
 /** The SSM parameters `env` asks for, validated; pure. */
@@ -94,13 +87,7 @@ export function secretParameters(env: Env): SecretParameter[] {
 
 /** SECRETS_CACHE_SECONDS: how long a warm container reuses values read from SSM (0: read every invocation). */
 export function secretsCacheSeconds(env: Env): number {
-  const raw = text(env, 'SECRETS_CACHE_SECONDS');
-  if (raw === undefined) return DEFAULT_SECRETS_CACHE_SECONDS;
-  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!(value >= 0 && value <= MAX_SECRETS_CACHE_SECONDS)) {
-    throw new ConfigError(`SECRETS_CACHE_SECONDS must be a whole number between 0 and ${MAX_SECRETS_CACHE_SECONDS}, got "${raw}"`);
-  }
-  return value;
+  return integer(env, 'SECRETS_CACHE_SECONDS');
 }
 
 interface CachedValue {
@@ -198,16 +185,17 @@ async function fetchInto(wanted: SecretParameter[], deadline: Deadline, fetchPar
  * SecretsError (naming parameter and variable) for anything SSM could not give.
  */
 export async function resolveSecrets(env: Env, deadline: Deadline, options: ResolveOptions = {}): Promise<Env> {
-  const wanted = secretParameters(env);
+  const wanted = secretParameters(env).filter((w) => options.only === undefined || options.only.includes(w.variable));
   // Checked even when unused: a typo must not wait for the first deploy to show.
-  const maxAgeMs = secretsCacheSeconds(env) * 1000;
+  const cacheSeconds = secretsCacheSeconds(env);
+  const maxAgeMs = (variable: SecretVariable) => Math.max(cacheSeconds, options.keepFor?.[variable] ?? 0) * 1000;
   const resolved: Env = { ...env };
   if (wanted.length === 0) return resolved;
 
   const now = (options.now ?? Date.now)();
   const stale = wanted.filter((w) => {
     const cached = cache.get(w.parameter);
-    return options.refresh || cached === undefined || now - cached.fetchedAt >= maxAgeMs;
+    return options.refresh || cached === undefined || now - cached.fetchedAt >= maxAgeMs(w.variable);
   });
   if (stale.length > 0) {
     for (const w of stale) cache.delete(w.parameter);
@@ -220,14 +208,4 @@ export async function resolveSecrets(env: Env, deadline: Deadline, options: Reso
 /** The variables whose value differs between two resolutions (names only). */
 export function changedSecrets(before: Env, after: Env): SecretVariable[] {
   return SECRET_VARIABLES.filter((v) => before[v] !== after[v]);
-}
-
-/**
- * The time the handler allows for reading secrets, before the configuration
- * (which holds TICK_TIMEOUT_MS) can be parsed: TICK_TIMEOUT_MS when it is a
- * plain number, else its default (parseConfig then reports a bad value).
- */
-export function startupBudgetMs(env: Env): number {
-  const raw = text(env, 'TICK_TIMEOUT_MS');
-  return raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : DEFAULTS.TICK_TIMEOUT_MS;
 }

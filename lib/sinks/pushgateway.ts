@@ -13,41 +13,16 @@
  * certificate error. The backoff never sleeps past the deadline.
  */
 
-import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
-import type { PushgatewayConfig } from '../config/parse';
+import type { PushgatewayConfig } from '../config/types';
 import type { Deadline } from '../core/deadline';
-import { requestWithRetries } from './http';
 import { describeError } from '../core/redact';
-
-export class PushError extends Error {
-  override name = 'PushError';
-  constructor(
-    message: string,
-    readonly attempts: number,
-    /** The gateway's answer to the last attempt, when it answered (401/403: credentials refused). */
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
-
-export interface PushOptions {
-  attemptTimeoutMs: number;
-  retries: number;
-}
+import { authorizationHeader } from './auth';
+import { SinkError } from './errors';
+import { requestWithRetries, type RetryOptions } from './http';
 
 export interface PushResult {
   attempts: number;
-}
-
-function authHeaders(config: PushgatewayConfig): Record<string, string> {
-  if (config.auth?.kind === 'basic') {
-    const encoded = Buffer.from(`${config.auth.username}:${config.auth.password}`).toString('base64');
-    return { Authorization: `Basic ${encoded}` };
-  }
-  if (config.auth?.kind === 'bearer') return { Authorization: `Bearer ${config.auth.token}` };
-  return {};
 }
 
 /** Where a group lives, for the PUT and for logs and docs: no credentials. */
@@ -62,20 +37,19 @@ export async function pushToGateway(
   registry: Registry,
   config: PushgatewayConfig,
   deadline: Deadline,
-  options: PushOptions,
+  options: RetryOptions,
 ): Promise<PushResult> {
-  const ca = config.caFile ? readFileSync(config.caFile) : undefined;
   const body = await registry.metrics();
   const request = {
     method: 'PUT' as const,
     url: groupPath(config),
-    headers: { 'Content-Type': registry.contentType, ...authHeaders(config) },
+    headers: { 'Content-Type': registry.contentType, ...authorizationHeader(config.auth) },
     body,
-    ...(ca ? { ca } : {}),
+    ...(config.ca ? { ca: config.ca } : {}),
   };
   const sent = await requestWithRetries('push', () => request, deadline, options);
   if (sent.error === undefined) return { attempts: sent.attempts };
   // Redaction happens in the tick, with the configured secrets; here only the wording.
   const reason = describeError(sent.error, []);
-  throw new PushError(`push to ${groupPath(config)} failed after ${sent.attempts} attempt${sent.attempts === 1 ? '' : 's'}: ${reason}`, sent.attempts, sent.status);
+  throw new SinkError('pushgateway', `push to ${groupPath(config)} failed after ${sent.attempts} attempt${sent.attempts === 1 ? '' : 's'}: ${reason}`, sent);
 }

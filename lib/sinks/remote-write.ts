@@ -14,26 +14,17 @@
  * certificate error (lib/sinks/http.ts decides).
  */
 
-import { readFileSync } from 'node:fs';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import aws4 from 'aws4';
 import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import { compress } from 'snappyjs';
-import type { Env, RemoteWriteConfig } from '../config/parse';
+import type { Env } from '../config/read';
+import type { RemoteWriteConfig } from '../config/types';
 import type { Deadline } from '../core/deadline';
-import { requestWithRetries } from './http';
 import { describeError } from '../core/redact';
-
-export class RemoteWriteError extends Error {
-  override name = 'RemoteWriteError';
-  constructor(
-    message: string,
-    readonly status: number | undefined,
-    readonly attempts: number,
-  ) {
-    super(message);
-  }
-}
+import { authorizationHeader } from './auth';
+import { SinkError } from './errors';
+import { requestWithRetries } from './http';
 
 export interface Label {
   name: string;
@@ -162,29 +153,22 @@ export function requestHeaders(
   env: Env,
   now: Date = new Date(),
 ): Record<string, string> {
-  const headers: Record<string, string> = { ...REMOTE_WRITE_HEADERS };
   const auth = config.auth;
-  if (auth?.kind === 'basic') {
-    headers.Authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
-  } else if (auth?.kind === 'bearer') {
-    headers.Authorization = `Bearer ${auth.token}`;
-  } else if (auth?.kind === 'sigv4') {
-    const url = new URL(config.url);
-    const signed = aws4.sign(
-      {
-        service: 'aps',
-        region: auth.region,
-        method: 'POST',
-        host: url.host,
-        path: `${url.pathname}${url.search}`,
-        headers: { ...headers, 'X-Amz-Date': now.toISOString().replace(/[:-]|\.\d{3}/g, '') },
-        body: Buffer.from(body),
-      },
-      awsCredentials(env),
-    );
-    return Object.fromEntries(Object.entries(signed.headers ?? {}).map(([k, v]) => [k, String(v)]));
-  }
-  return headers;
+  if (auth?.kind !== 'sigv4') return { ...REMOTE_WRITE_HEADERS, ...authorizationHeader(auth) };
+  const url = new URL(config.url);
+  const signed = aws4.sign(
+    {
+      service: 'aps',
+      region: auth.region,
+      method: 'POST',
+      host: url.host,
+      path: `${url.pathname}${url.search}`,
+      headers: { ...REMOTE_WRITE_HEADERS, 'X-Amz-Date': now.toISOString().replace(/[:-]|\.\d{3}/g, '') },
+      body: Buffer.from(body),
+    },
+    awsCredentials(env),
+  );
+  return Object.fromEntries(Object.entries(signed.headers ?? {}).map(([k, v]) => [k, String(v)]));
 }
 
 /** Where the series go, for logs: no credentials, no query. */
@@ -209,14 +193,14 @@ export async function writeToRemote(
   options: RemoteWriteOptions,
 ): Promise<{ attempts: number }> {
   const body = await remoteWriteBody(registry, config, options.timestampMs);
-  const ca = config.caFile ? readFileSync(config.caFile) : undefined;
+  const ca = config.ca;
   const env = options.env ?? process.env;
   if (config.auth?.kind === 'sigv4') {
     // No credentials to sign with: no attempt could help, so none is made.
     try {
       awsCredentials(env);
     } catch (error) {
-      throw new RemoteWriteError(`remote write to ${remoteWriteTarget(config)}: ${(error as Error).message}`, undefined, 0);
+      throw new SinkError('remote_write', `remote write to ${remoteWriteTarget(config)}: ${(error as Error).message}`, { status: undefined, attempts: 0 });
     }
   }
   // Signed per attempt: a SigV4 signature is only good for a few minutes.
@@ -224,9 +208,5 @@ export async function writeToRemote(
   const sent = await requestWithRetries('remote write', request, deadline, options);
   if (sent.error === undefined) return { attempts: sent.attempts };
   const reason = describeError(sent.error, []);
-  throw new RemoteWriteError(
-    `remote write to ${remoteWriteTarget(config)} failed after ${sent.attempts} attempt${sent.attempts === 1 ? '' : 's'}: ${reason}`,
-    sent.status,
-    sent.attempts,
-  );
+  throw new SinkError('remote_write', `remote write to ${remoteWriteTarget(config)} failed after ${sent.attempts} attempt${sent.attempts === 1 ? '' : 's'}: ${reason}`, sent);
 }

@@ -6,13 +6,12 @@
  */
 
 import type { Registry } from 'prom-client';
-import type { Config } from '../config/parse';
+import type { SinksConfig } from '../config/types';
 import type { Deadline } from '../core/deadline';
-import { groupPath, PushError, pushToGateway } from './pushgateway';
 import { describeError } from '../core/redact';
-import { RemoteWriteError, remoteWriteTarget, writeToRemote } from './remote-write';
-
-export type SinkName = 'pushgateway' | 'remote_write';
+import { SinkError, type SinkName } from './errors';
+import { groupPath, pushToGateway } from './pushgateway';
+import { remoteWriteTarget, writeToRemote } from './remote-write';
 
 export interface SinkResult {
   sink: SinkName;
@@ -29,20 +28,15 @@ export interface SinkResult {
  * Time kept back from the database for the sinks: a database that hangs must
  * still leave time to send xyn_collector_up 0, or its old figures stay on display.
  */
-export function sinkReserveMs(config: Config, deadline: Deadline): number {
-  return config.pushgateway || config.remoteWrite ? Math.min(config.pushAttemptTimeoutMs, deadline.remainingMs() / 3) : 0;
+export function sinkReserveMs(sinks: SinksConfig, deadline: Deadline): number {
+  return sinks.pushgateway || sinks.remoteWrite ? Math.min(sinks.attemptTimeoutMs, deadline.remainingMs() / 3) : 0;
 }
 
-async function attempt(
-  sink: SinkName,
-  target: string,
-  send: () => Promise<{ attempts: number }>,
-  secrets: string[],
-): Promise<SinkResult> {
+async function attempt(sink: SinkName, target: string, send: () => Promise<{ attempts: number }>, secrets: readonly string[]): Promise<SinkResult> {
   try {
     return { sink, target, attempts: (await send()).attempts, error: undefined, credentialsRefused: false };
   } catch (error) {
-    const known = error instanceof PushError || error instanceof RemoteWriteError ? error : undefined;
+    const known = error instanceof SinkError ? error : undefined;
     return {
       sink,
       target,
@@ -60,21 +54,20 @@ async function attempt(
  */
 export async function sendToSinks(
   registry: Registry,
-  config: Config,
+  sinks: SinksConfig,
   deadline: Deadline,
   timestampMs: number,
+  secrets: readonly string[],
 ): Promise<SinkResult[]> {
-  const options = { attemptTimeoutMs: config.pushAttemptTimeoutMs, retries: config.pushRetries };
+  const options = { attemptTimeoutMs: sinks.attemptTimeoutMs, retries: sinks.retries };
   const sends: Promise<SinkResult>[] = [];
-  if (config.pushgateway) {
-    const gateway = config.pushgateway;
-    sends.push(attempt('pushgateway', groupPath(gateway), () => pushToGateway(registry, gateway, deadline, options), config.secrets));
+  if (sinks.pushgateway) {
+    const gateway = sinks.pushgateway;
+    sends.push(attempt('pushgateway', groupPath(gateway), () => pushToGateway(registry, gateway, deadline, options), secrets));
   }
-  if (config.remoteWrite) {
-    const remote = config.remoteWrite;
-    sends.push(
-      attempt('remote_write', remoteWriteTarget(remote), () => writeToRemote(registry, remote, deadline, { ...options, timestampMs }), config.secrets),
-    );
+  if (sinks.remoteWrite) {
+    const remote = sinks.remoteWrite;
+    sends.push(attempt('remote_write', remoteWriteTarget(remote), () => writeToRemote(registry, remote, deadline, { ...options, timestampMs }), secrets));
   }
   return Promise.all(sends);
 }

@@ -5,7 +5,7 @@
  * result holds no more than K + 1 labels, so a bug cannot explode cardinality.
  */
 
-import { count, jsonArray, seconds, SnapshotError } from './snapshot';
+import { count, jsonArray, label, oneRow, seconds, SnapshotError } from './rows';
 
 /** The quantiles reported, as label values. */
 export const BLUEPRINT_QUANTILES = ['0.5', '0.9', '0.99'] as const;
@@ -31,13 +31,8 @@ export interface BlueprintSnapshot {
   durations: BlueprintDurations[];
 }
 
-function label(value: unknown, field: string): string {
-  if (typeof value !== 'string') throw new SnapshotError(`unexpected value for ${field}: ${JSON.stringify(value)}`);
-  return value;
-}
-
-export function toBlueprintSnapshot(row: Record<string, unknown> | undefined, topK: number): BlueprintSnapshot {
-  if (!row) throw new Error('the blueprint query returned no row');
+export function toBlueprintSnapshot(given: Record<string, unknown> | undefined, topK: number): BlueprintSnapshot {
+  const row = oneRow(given, 'blueprint');
   const counts = jsonArray(row.blueprint_counts, 'blueprint_counts').map((entry) => {
     const e = entry as Record<string, unknown>;
     const blueprint = label(e.blueprint, 'blueprint');

@@ -3,7 +3,7 @@
  * global setting, over one of two transports behind one session interface:
  * - the Neon driver over a WebSocket: to a Neon host its secure defaults
  *   (wss://, TLS always on); through DATABASE_WS_PROXY a wss:// proxy, or the
- *   local plain-text bridge (loopback databases only, see lib/config/parse.ts);
+ *   local plain-text bridge (loopback databases only, see lib/config/database.ts);
  * - node-postgres over TCP to every other host, with TLS as DATABASE_URL's
  *   sslmode and sslrootcert say (verify-full by default for remote hosts).
  */
@@ -12,7 +12,8 @@ import type { ConnectionOptions } from 'node:tls';
 import { Client } from '@neondatabase/serverless';
 import PgClient from 'pg/lib/client';
 import ws from 'ws';
-import { isNeonHost, type Config, type DatabaseTls } from '../config/parse';
+import { isNeonHost } from '../config/hosts';
+import type { DatabaseConfig, DatabaseTls } from '../config/types';
 import { withDeadline, type Deadline } from '../core/deadline';
 
 /**
@@ -33,15 +34,15 @@ export interface DriverSettings {
 }
 
 /** The driver settings for a configuration; exported so tests can assert the secure defaults. */
-export function driverSettings(config: Pick<Config, 'databaseWsProxy'>): DriverSettings {
-  if (config.databaseWsProxy === undefined) return {};
-  const secure = /^wss:\/\//i.test(config.databaseWsProxy);
-  const written = config.databaseWsProxy.replace(/^wss:\/\//i, '').replace(/\/+$/, '');
+export function driverSettings(database: Pick<DatabaseConfig, 'wsProxy'>): DriverSettings {
+  if (database.wsProxy === undefined) return {};
+  const secure = /^wss:\/\//i.test(database.wsProxy);
+  const written = database.wsProxy.replace(/^wss:\/\//i, '').replace(/\/+$/, '');
   const proxy = written.includes('/') ? written : `${written}/v1`;
   return {
     wsProxy: (host, port) => `${proxy}?address=${encodeURIComponent(`${host}:${port}`)}`,
     // wss://: TLS is the WebSocket's, certificate checked by Node, as with Neon's own proxy.
-    // host:port: the local bridge, plain text on loopback (lib/config/parse.ts allows nothing else).
+    // host:port: the local bridge, plain text on loopback (lib/config/database.ts allows nothing else).
     useSecureWebSocket: secure,
     pipelineTLS: false,
     pipelineConnect: false,
@@ -81,8 +82,8 @@ export function asError(error: unknown): Error {
 export type Transport = 'neon-websocket' | 'tcp';
 
 /** Neon hosts and configured WebSocket proxies go through the Neon driver; every other host over TCP. */
-export function transportFor(config: Pick<Config, 'databaseHost' | 'databaseWsProxy'>): Transport {
-  return config.databaseWsProxy !== undefined || isNeonHost(config.databaseHost) ? 'neon-websocket' : 'tcp';
+export function transportFor(database: Pick<DatabaseConfig, 'host' | 'wsProxy'>): Transport {
+  return database.wsProxy !== undefined || isNeonHost(database.host) ? 'neon-websocket' : 'tcp';
 }
 
 /** node-postgres's `ssl` for a mode that does not fall back: false, or what TLS must verify. */
@@ -177,19 +178,19 @@ function rethrowAsError(error: unknown): never {
   throw asError(error);
 }
 
-async function openNeon(config: Config, deadline: Deadline): Promise<DatabaseSession> {
-  const client = new Client({ connectionString: config.databaseUrl, application_name: 'xyn-metrics' });
+async function openNeon(database: DatabaseConfig, deadline: Deadline): Promise<DatabaseSession> {
+  const client = new Client({ connectionString: database.url, application_name: 'xyn-metrics' });
   const socketConfig = client.neonConfig;
   socketConfig.webSocketConstructor = ws;
-  Object.assign(socketConfig, driverSettings(config));
+  Object.assign(socketConfig, driverSettings(database));
   // An 'error' after we gave up on the client must not crash the process.
   client.on('error', () => {});
   await connect(client, () => cut(client), deadline);
   return sessionOf(client as unknown as SessionClient, () => cut(client));
 }
 
-async function openTcpOnce(config: Config, ssl: false | ConnectionOptions, deadline: Deadline): Promise<DatabaseSession> {
-  const client = new PgClient({ connectionString: withoutSslParameters(config.databaseUrl), application_name: 'xyn-metrics', ssl });
+async function openTcpOnce(database: DatabaseConfig, ssl: false | ConnectionOptions, deadline: Deadline): Promise<DatabaseSession> {
+  const client = new PgClient({ connectionString: withoutSslParameters(database.url), application_name: 'xyn-metrics', ssl });
   client.on('error', () => {});
   // The TCP socket (TLS runs on top of it): destroying it ends both at once.
   const cutTcp = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
@@ -197,16 +198,16 @@ async function openTcpOnce(config: Config, ssl: false | ConnectionOptions, deadl
   return sessionOf(client as unknown as SessionClient, cutTcp);
 }
 
-async function openTcp(config: Config, deadline: Deadline): Promise<DatabaseSession> {
-  const [first, fallback] = tlsAttempts(config.databaseTls);
+async function openTcp(database: DatabaseConfig, deadline: Deadline): Promise<DatabaseSession> {
+  const [first, fallback] = tlsAttempts(database.tls);
   try {
-    return await openTcpOnce(config, first!, deadline);
+    return await openTcpOnce(database, first!, deadline);
   } catch (error) {
     if (fallback === undefined || !isEncryptionMismatch(error)) throw error;
-    return openTcpOnce(config, fallback, deadline);
+    return openTcpOnce(database, fallback, deadline);
   }
 }
 
-export async function openDatabase(config: Config, deadline: Deadline): Promise<DatabaseSession> {
-  return transportFor(config) === 'tcp' ? openTcp(config, deadline) : openNeon(config, deadline);
+export async function openDatabase(database: DatabaseConfig, deadline: Deadline): Promise<DatabaseSession> {
+  return transportFor(database) === 'tcp' ? openTcp(database, deadline) : openNeon(database, deadline);
 }

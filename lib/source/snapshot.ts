@@ -1,9 +1,15 @@
 /**
- * The queue snapshot: database rows in, a plain validated object out.
- * toQueueSnapshot is pure so the arithmetic is unit-tested without a database.
+ * The queue snapshot: the batch's rows in, one plain validated object out,
+ * extras included (buildSnapshot), never changed after it is built. Pure, so
+ * the arithmetic and the shape checks are unit-tested without a database.
  */
 
-import type { BlueprintSnapshot } from './blueprints';
+import type { ExtrasConfig } from '../config/types';
+import { toBlueprintSnapshot, type BlueprintSnapshot } from './blueprints';
+import { count, jsonArray, oneRow, seconds, SnapshotError } from './rows';
+import { toWorkersAlive } from './workers';
+
+export { SnapshotError } from './rows';
 
 export interface StatusCount {
   status: string;
@@ -30,33 +36,6 @@ export interface QueueSnapshot {
   /** Opt-in extras (docs/extras.md); absent when not configured. */
   workersAlive?: number;
   blueprints?: BlueprintSnapshot;
-}
-
-export class SnapshotError extends Error {
-  override name = 'SnapshotError';
-}
-
-/** Counts arrive as bigint text from the driver; numbers from json. */
-export function count(value: unknown, field: string): number {
-  const n = typeof value === 'string' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || !Number.isInteger(n)) {
-    throw new SnapshotError(`unexpected value for ${field}: ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-export function seconds(value: unknown, field: string): number {
-  const n = typeof value === 'string' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n)) {
-    throw new SnapshotError(`unexpected value for ${field}: ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-export function jsonArray(value: unknown, field: string): unknown[] {
-  const parsed = typeof value === 'string' ? (JSON.parse(value) as unknown) : value;
-  if (!Array.isArray(parsed)) throw new SnapshotError(`unexpected value for ${field}: not a list`);
-  return parsed;
 }
 
 export function toQueueSnapshot(row: Record<string, unknown>): QueueSnapshot {
@@ -94,17 +73,19 @@ export function toQueueSnapshot(row: Record<string, unknown>): QueueSnapshot {
   };
 }
 
-/** The figures for the tick's log line. */
-export function summarize(snapshot: QueueSnapshot): Record<string, unknown> {
+/**
+ * The whole snapshot from the batch's rows, in the order lib/source/sql.ts
+ * tickSelects put them: the queue, then each configured extra.
+ */
+export function buildSnapshot(rows: (Record<string, unknown> | undefined)[], extras: ExtrasConfig): QueueSnapshot {
+  const [queueRow, ...extraRows] = rows;
+  const queue = toQueueSnapshot(oneRow(queueRow, 'snapshot'));
+  const workersAlive = extras.heartbeat ? toWorkersAlive(extraRows.shift()) : undefined;
+  const blueprints = extras.blueprints ? toBlueprintSnapshot(extraRows.shift(), extras.blueprints.topK) : undefined;
+  if (extraRows.length > 0) throw new SnapshotError(`the batch returned ${extraRows.length} row(s) more than its SELECTs`);
   return {
-    ready: snapshot.ready,
-    future: snapshot.future,
-    oldest_ready_seconds: Math.round(snapshot.oldestReadySeconds * 1000) / 1000,
-    expired_leases: snapshot.expiredLeases,
-    active_leases: snapshot.activeLeases,
-    depth: Object.fromEntries(snapshot.statuses.map((s) => [s.status, s.count])),
-    ...(snapshot.workersAlive !== undefined ? { workers_alive: snapshot.workersAlive } : {}),
-    // Only the size: blueprint names are the workload's business, not the log's.
-    ...(snapshot.blueprints ? { blueprint_labels: snapshot.blueprints.counts.length } : {}),
+    ...queue,
+    ...(workersAlive !== undefined ? { workersAlive } : {}),
+    ...(blueprints !== undefined ? { blueprints } : {}),
   };
 }

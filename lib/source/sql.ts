@@ -22,7 +22,7 @@
  * validated integers. Nothing else is spliced in.
  */
 
-import type { BlueprintConfig, HeartbeatConfig, TableName } from '../config/parse';
+import type { BlueprintConfig, DatabaseConfig, ExtrasConfig, HeartbeatConfig, TableName } from '../config/types';
 
 export interface SnapshotQueryOptions {
   table: TableName;
@@ -274,4 +274,18 @@ SELECT
                             ORDER BY label), '[]'::json) FROM counts) AS blueprint_counts,
   (SELECT coalesce(json_agg(json_build_object('blueprint', label, 'finished', finished, 'quantiles', quantiles)
                             ORDER BY label), '[]'::json) FROM durations) AS blueprint_durations`;
+}
+
+/**
+ * Every SELECT of a tick, in batch order: the queue snapshot, then the opt-in
+ * extras. All run in one batch, one round trip, one snapshot; an extra that is
+ * not configured adds nothing to the batch. `history: false` is a degraded
+ * tick's re-read: the queue snapshot without the terminal counts.
+ */
+export function tickSelects(database: DatabaseConfig, extras: ExtrasConfig, { history = true } = {}): string[] {
+  return [
+    queueSnapshotSql({ table: database.runsTable, estimateAbove: database.statusEstimateAbove, history }),
+    ...(extras.heartbeat ? [workersAliveSql(extras.heartbeat)] : []),
+    ...(extras.blueprints ? [blueprintSql(database.runsTable, extras.blueprints)] : []),
+  ];
 }

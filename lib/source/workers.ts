@@ -3,9 +3,8 @@
  * Pure, so the shape checks are unit-tested without a database.
  */
 
-import { count } from './snapshot';
+import { count, oneRow } from './rows';
 
 export function toWorkersAlive(row: Record<string, unknown> | undefined): number {
-  if (!row) throw new Error('the heartbeat query returned no row');
-  return count(row.workers_alive, 'workers_alive');
+  return count(oneRow(row, 'heartbeat').workers_alive, 'workers_alive');
 }

@@ -14,7 +14,8 @@
  */
 
 import type pg from 'pg';
-import { parseTableName, type TableName } from '../../lib/config/parse';
+import { parseTableName } from '../../lib/config/identifiers';
+import type { TableName } from '../../lib/config/types';
 import { queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
 import { toQueueSnapshot, type QueueSnapshot } from '../../lib/source/snapshot';
 import { seedQueries } from './seed';

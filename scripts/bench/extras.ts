@@ -14,7 +14,8 @@
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { startBridge } from '../bridge/bridge';
-import { parseConfig, type Env } from '../../lib/config/parse';
+import { parseConfig } from '../../lib/config/parse';
+import type { Env } from '../../lib/config/read';
 import { deadlineIn } from '../../lib/core/deadline';
 import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/source/sql';
 import { runTick } from '../../lib/runtime/tick';
@@ -81,13 +82,13 @@ async function main(): Promise<void> {
       RUN_STARTED_COLUMN: 'started_at',
       RUN_FINISHED_COLUMN: 'finished_at',
     };
-    const config = parseConfig(extrasEnv, { requirePushgateway: false });
+    const config = parseConfig(extrasEnv, { requireSink: false });
 
     const selects: [string, string][] = [
-      ['queue snapshot (the base tick), exact terminal counts', queueSnapshotSql({ table: config.runsTable, estimateAbove: undefined })],
-      ['queue snapshot, STATUS_ESTIMATE_ABOVE=100000', queueSnapshotSql({ table: config.runsTable, estimateAbove: 100_000 })],
-      ['workers alive (TTL 60 s)', workersAliveSql(config.heartbeat!)],
-      ['blueprints (K 20, window 3600 s)', blueprintSql(config.runsTable, config.blueprints!)],
+      ['queue snapshot (the base tick), exact terminal counts', queueSnapshotSql({ table: config.database.runsTable, estimateAbove: undefined })],
+      ['queue snapshot, STATUS_ESTIMATE_ABOVE=100000', queueSnapshotSql({ table: config.database.runsTable, estimateAbove: 100_000 })],
+      ['workers alive (TTL 60 s)', workersAliveSql(config.extras.heartbeat!)],
+      ['blueprints (K 20, window 3600 s)', blueprintSql(config.database.runsTable, config.extras.blueprints!)],
     ];
 
     /** Wall time of the SELECT itself on a local connection (EXPLAIN ANALYZE's per-row timing would inflate it); the plan from EXPLAIN. */
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
     // Whole ticks through the real driver and the bridge, extras off and on.
     const bridge = await startBridge();
     const tickMs = async (e: Env) => {
-      const c = parseConfig({ ...e, DATABASE_WS_PROXY: bridge.proxy }, { requirePushgateway: false });
+      const c = parseConfig({ ...e, DATABASE_WS_PROXY: bridge.proxy }, { requireSink: false });
       const times: number[] = [];
       const db: number[] = [];
       for (let i = 0; i < REPEAT; i++) {

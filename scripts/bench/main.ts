@@ -29,7 +29,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { bridgeTarget, startBridge } from '../bridge/bridge';
-import { DEFAULTS, parseConfig, type Config } from '../../lib/config/parse';
+import { parseConfig } from '../../lib/config/parse';
+import { defaultOf } from '../../lib/config/settings';
+import type { Config } from '../../lib/config/types';
 import { openDatabase } from '../../lib/source/connection';
 import { deadlineIn } from '../../lib/core/deadline';
 import { runTick } from '../../lib/runtime/tick';
@@ -73,7 +75,7 @@ function parseArgs(argv: string[]): Options {
     ticks: 50,
     dbRounds: 7,
     coldRuns: 21,
-    estimateAbove: DEFAULTS.STATUS_ESTIMATE_ABOVE,
+    estimateAbove: defaultOf('STATUS_ESTIMATE_ABOVE'),
     bigSeedTicks: 10,
     out: 'docs/benchmarks.md',
     readme: 'README.md',
@@ -252,7 +254,7 @@ async function main(): Promise<void> {
         connect: async () => {
           const t0 = performance.now();
           const deadline = deadlineIn(60_000);
-          await (await openDatabase(defaultConfig, deadline)).close(deadline);
+          await (await openDatabase(defaultConfig.database, deadline)).close(deadline);
           return performance.now() - t0;
         },
       }, { seed: seedTicks + warmup });

@@ -4,7 +4,7 @@
  * performance table. Pure functions of the measured figures.
  */
 
-import { HISTORY_BUDGET_SHARE } from '../../lib/runtime/tick';
+import { HISTORY_BUDGET_SHARE } from '../../lib/source/read';
 
 export interface Percentiles {
   p50: number;

@@ -6,7 +6,7 @@
  * that shape.
  */
 
-import type { Config, TableName } from '../../lib/config/parse';
+import type { Config, TableName } from '../../lib/config/types';
 import { openDatabase } from '../../lib/source/connection';
 import { deadlineIn } from '../../lib/core/deadline';
 import { buildRegistry } from '../../lib/metrics/registry';
@@ -52,13 +52,13 @@ export function seedSnapshot([depth, readyFuture, oldest, leases]: [Rows, Rows, 
 
 /** One seed-shaped tick: connect, four round trips, close, build and push a registry. */
 export async function runSeedTick(config: Config): Promise<{ durationMs: number; snapshot: QueueSnapshot }> {
-  if (!config.pushgateway) throw new Error('the seed tick needs a Pushgateway');
+  if (!config.sinks.pushgateway) throw new Error('the seed tick needs a Pushgateway');
   const started = performance.now();
-  const deadline = deadlineIn(config.tickTimeoutMs);
-  const session = await openDatabase(config, deadline);
+  const deadline = deadlineIn(config.tick.timeoutMs);
+  const session = await openDatabase(config.database, deadline);
   const results: Rows[] = [];
   try {
-    for (const sql of seedQueries(config.runsTable)) {
+    for (const sql of seedQueries(config.database.runsTable)) {
       const [result] = await session.batch(sql, deadline);
       results.push(result?.rows ?? []);
     }
@@ -68,9 +68,9 @@ export async function runSeedTick(config: Config): Promise<{ durationMs: number;
   const snapshot = seedSnapshot(results as [Rows, Rows, Rows, Rows]);
   const dbSeconds = (performance.now() - started) / 1000;
   const registry = buildRegistry(snapshot, { up: true, durationSeconds: dbSeconds });
-  await pushToGateway(registry, config.pushgateway, deadline, {
-    attemptTimeoutMs: config.pushAttemptTimeoutMs,
-    retries: config.pushRetries,
+  await pushToGateway(registry, config.sinks.pushgateway, deadline, {
+    attemptTimeoutMs: config.sinks.attemptTimeoutMs,
+    retries: config.sinks.retries,
   });
   return { durationMs: performance.now() - started, snapshot };
 }

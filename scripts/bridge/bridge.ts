@@ -12,7 +12,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { isLoopbackHost } from '../../lib/config/parse';
+import { isLoopbackHost } from '../../lib/config/hosts';
 
 export interface Bridge {
   /** host:port/v1, the value for DATABASE_WS_PROXY. */

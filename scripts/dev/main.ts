@@ -26,7 +26,9 @@ import { delimiter, join } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startBridge, type Bridge } from '../bridge/bridge';
-import { ConfigError, displayUrl, parseConfig } from '../../lib/config/parse';
+import { ConfigError } from '../../lib/config/errors';
+import { parseConfig } from '../../lib/config/parse';
+import { displayUrl } from '../../lib/config/urls';
 import { startDemoDatabase, type DemoDatabase } from './demo-db';
 import { startDemoWorker, type DemoWorker } from './demo-worker';
 
@@ -88,7 +90,7 @@ function checkDatabase(env: NodeJS.ProcessEnv): void {
   if (text(env, 'DATABASE_URL') === undefined) return;
   const { DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT } = env;
   try {
-    parseConfig({ DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT }, { requirePushgateway: false });
+    parseConfig({ DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT }, { requireSink: false });
   } catch (error) {
     if (error instanceof ConfigError) throw new DevError(error.message);
     throw error;

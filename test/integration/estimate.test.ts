@@ -119,7 +119,7 @@ describe('STATUS_ESTIMATE_ABOVE', () => {
         RUNS_TABLE: db.table,
         STATUS_ESTIMATE_ABOVE: String(THRESHOLD),
       },
-      { requirePushgateway: false },
+      { requireSink: false },
     );
     const records: LogRecord[] = [];
     const result = await runTick(config, { log: (r) => records.push(r) });

@@ -214,7 +214,7 @@ describe('overlapping pushes', () => {
   }
 
   it('racing PUTs leave one whole registry in the group, never a mix (why reserved concurrency 1 is enough)', async () => {
-    const config = { url: gateway.url, auth: undefined, job: 'xyn_race', grouping: {}, caFile: undefined };
+    const config = { url: gateway.url, auth: undefined, job: 'xyn_race', grouping: {}, ca: undefined };
     const a = buildRegistry(snapshot(['A1', 'A2'], 1), { up: true, durationSeconds: 0.1 });
     const b = buildRegistry(snapshot(['B1', 'B2', 'B3'], 2), { up: true, durationSeconds: 0.2 });
     for (let round = 0; round < 5; round++) {

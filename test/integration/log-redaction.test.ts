@@ -7,7 +7,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
-import { parseConfig, type Config } from '../../lib/config/parse';
+import { parseConfig } from '../../lib/config/parse';
+import type { Config } from '../../lib/config/types';
 import type { LogRecord } from '../../lib/core/log';
 import { runSamples } from '../../lib/runtime/sampling';
 import { runTick } from '../../lib/runtime/tick';
@@ -30,7 +31,7 @@ afterAll(async () => {
 function configWithSecrets(extra: string[], env: Record<string, string> = {}): Config {
   const config = parseConfig(
     { DATABASE_URL: db.url, DATABASE_WS_PROXY: bridge.proxy, PUSH_DRY_RUN: 'true', RUNS_TABLE: db.table, ...env },
-    { requirePushgateway: false },
+    { requireSink: false },
   );
   return { ...config, secrets: [...config.secrets, ...extra] };
 }

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseTableName } from '../../lib/config/parse';
+import { parseTableName } from '../../lib/config/identifiers';
 import { ensureDataset, type DatasetSpec } from '../../scripts/bench/data';
 import { runsSchemaSql } from '../../scripts/support/runs-schema';
 import {

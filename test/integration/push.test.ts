@@ -5,15 +5,17 @@
  * response's status and the error's code, never on the wording of a message.
  */
 
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import url from 'node:url';
 import { Gauge, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { PushgatewayConfig } from '../../lib/config/parse';
+import type { PushgatewayConfig } from '../../lib/config/types';
 import { deadlineIn } from '../../lib/core/deadline';
-import { PushError, pushToGateway } from '../../lib/sinks/pushgateway';
+import { SinkError } from '../../lib/sinks/errors';
+import { pushToGateway } from '../../lib/sinks/pushgateway';
 import { selfSignedCertificate, type Certificate } from '../support/tls';
 
 interface Seen {
@@ -48,7 +50,7 @@ async function gateway(statuses: number[], body = 'test body'): Promise<{ url: s
 }
 
 function config(gatewayUrl: string, overrides: Partial<PushgatewayConfig> = {}): PushgatewayConfig {
-  return { url: gatewayUrl, job: 'xyn_push', grouping: { env: 'prod', region: 'eu west' }, auth: undefined, caFile: undefined, ...overrides } as PushgatewayConfig;
+  return { url: gatewayUrl, job: 'xyn_push', grouping: { env: 'prod', region: 'eu west' }, auth: undefined, ca: undefined, ...overrides } as PushgatewayConfig;
 }
 
 function registry(): Registry {
@@ -59,13 +61,13 @@ function registry(): Registry {
 
 const options = { attemptTimeoutMs: 2_000, retries: 2 };
 
-async function pushFailure(gatewayUrl: string, extra: Partial<PushgatewayConfig> = {}): Promise<PushError> {
+async function pushFailure(gatewayUrl: string, extra: Partial<PushgatewayConfig> = {}): Promise<SinkError> {
   const error = await pushToGateway(registry(), config(gatewayUrl, extra), deadlineIn(10_000), options).then(
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(PushError);
-  return error as PushError;
+  expect(error).toBeInstanceOf(SinkError);
+  return error as SinkError;
 }
 
 describe('pushToGateway on the wire', () => {
@@ -173,7 +175,7 @@ describe('pushToGateway retries from facts', () => {
     });
 
     it('with the CA bundle it verifies and pushes', async () => {
-      const result = await pushToGateway(registry(), config(`https://${address}`, { caFile: cert.certFile }), deadlineIn(5_000), options);
+      const result = await pushToGateway(registry(), config(`https://${address}`, { ca: readFileSync(cert.certFile, 'utf8') }), deadlineIn(5_000), options);
       expect(result).toEqual({ attempts: 1 });
       expect(requests).toBe(1);
     });

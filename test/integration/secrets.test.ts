@@ -303,7 +303,8 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     const rotated = await scrape();
     expect(rotated.result?.statusCode).toBe(200);
     expect(rotated.result?.body, rotated.output).toMatch(/^xyn_collector_up 1$/m);
-    expect(ssm.requests).toHaveLength(2);
+    // The first scrape read the token, then (authorised) the database URL; the refusal read both again at once.
+    expect(ssm.requests.map((r) => r.names)).toEqual([[scrapeParameter], [DB_PARAMETER], [DB_PARAMETER, scrapeParameter]]);
     const lines = rotated.output.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.map((l) => [l.level, l.msg])).toEqual([
       ['warn', 'password refused; secrets changed in SSM, reading again'],
@@ -327,7 +328,8 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     expect(ok.result?.body).toMatch(/^xyn_collector_up 1$/m);
     const refused = await scrape('not-the-token-at-all-xyz');
     expect(refused.result?.statusCode).toBe(401);
-    expect(ssm.requests).toHaveLength(1);
+    // The token first, then the database URL for the authorised request; nothing for the refused one (issue 25).
+    expect(ssm.requests.map((r) => r.names)).toEqual([[scrapeParameter], [DB_PARAMETER]]);
     expectNoSecret(ok);
     expectNoSecret(refused);
   });

@@ -142,11 +142,11 @@ describe('TLS to Neon hosts', () => {
 
   it('keeps the driver on its secure defaults (wss://, TLS) unless a local proxy is configured', () => {
     const config = parseConfig({ DATABASE_URL: neonUrl, PUSHGATEWAY_URL: 'https://gw.example' });
-    expect(config.databaseWsProxy).toBeUndefined();
-    expect(driverSettings(config)).toEqual({});
+    expect(config.database.wsProxy).toBeUndefined();
+    expect(driverSettings(config.database)).toEqual({});
     // What the driver then does for that host: a secure WebSocket to <host>/v2.
     const client = new Client({ connectionString: neonUrl });
-    Object.assign(client.neonConfig, driverSettings(config));
+    Object.assign(client.neonConfig, driverSettings(config.database));
     expect(client.neonConfig.useSecureWebSocket).toBe(true);
     const proxy = client.neonConfig.wsProxy as (host: string, port: number) => string;
     expect(proxy('ep-quiet-lake-123456.eu-central-1.aws.neon.tech', 5432)).toBe('ep-quiet-lake-123456.eu-central-1.aws.neon.tech/v2');
@@ -154,7 +154,7 @@ describe('TLS to Neon hosts', () => {
 
   it('switches to plain text only for an explicit local proxy, and never for a Neon host', () => {
     const local = parseConfig({ DATABASE_URL: 'postgresql://u:p@127.0.0.1:5432/db', PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' });
-    expect(driverSettings(local)).toMatchObject({ useSecureWebSocket: false, forceDisablePgSSL: true });
+    expect(driverSettings(local.database)).toMatchObject({ useSecureWebSocket: false, forceDisablePgSSL: true });
     expect(() => parseConfig({ DATABASE_URL: neonUrl, PUSHGATEWAY_URL: 'https://gw.example', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' })).toThrow(
       /DATABASE_WS_PROXY is not for Neon hosts/,
     );
@@ -201,9 +201,9 @@ describe('the statement: READ ONLY, with its own timeouts', () => {
 
   it('the batch of lib/source/sql.ts refuses a write slipped into it', async () => {
     // As the superuser: nothing but the transaction mode can stop the write.
-    const config = parseConfig({ DATABASE_URL: ctx.db.url, DATABASE_WS_PROXY: ctx.bridge.proxy }, { requirePushgateway: false });
+    const config = parseConfig({ DATABASE_URL: ctx.db.url, DATABASE_WS_PROXY: ctx.bridge.proxy }, { requireSink: false });
     const deadline = deadlineIn(10_000);
-    const session = await openDatabase(config, deadline);
+    const session = await openDatabase(config.database, deadline);
     try {
       const sql = snapshotBatchSql([`INSERT INTO "${ctx.db.schema}".reads DEFAULT VALUES`], { statementTimeoutMs: 5_000, lockTimeoutMs: 1_000 });
       await expect(session.batch(sql, deadline)).rejects.toThrow(/cannot execute INSERT in a read-only transaction/);

@@ -2,7 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, isLoopbackHost, parseConfig, type Env } from '../../lib/config/parse';
+import { ConfigError } from '../../lib/config/errors';
+import { isLoopbackHost } from '../../lib/config/hosts';
+import { parseConfig } from '../../lib/config/parse';
+import type { Env } from '../../lib/config/read';
+import { defaultOf } from '../../lib/config/settings';
 
 const DB_PASSWORD = 'Db-Pa55/word!';
 const TOKEN = 'tok-3F9a8c1e77';
@@ -36,27 +40,30 @@ describe('parseConfig: defaults', () => {
   it('needs only DATABASE_URL and PUSHGATEWAY_URL', () => {
     const config = parse();
     expect(config).toMatchObject({
-      databaseHost: 'db.internal',
-      databaseWsProxy: undefined,
-      pushgateway: { url: 'https://pushgateway.example:9091', auth: undefined, job: 'xyn_metrics', grouping: {}, caFile: undefined },
-      runsTable: { schema: undefined, name: 'runs', sql: '"runs"' },
-      tickTimeoutMs: DEFAULTS.TICK_TIMEOUT_MS,
-      statementTimeoutMs: DEFAULTS.DB_STATEMENT_TIMEOUT_MS,
-      lockTimeoutMs: DEFAULTS.DB_LOCK_TIMEOUT_MS,
-      pushAttemptTimeoutMs: DEFAULTS.PUSH_TIMEOUT_MS,
-      pushRetries: DEFAULTS.PUSH_RETRIES,
-      maxEventAgeSeconds: DEFAULTS.MAX_EVENT_AGE_SECONDS,
-      statusEstimateAbove: DEFAULTS.STATUS_ESTIMATE_ABOVE,
-      dryRun: false,
+      database: {
+        host: 'db.internal',
+        wsProxy: undefined,
+        runsTable: { schema: undefined, name: 'runs', sql: '"runs"' },
+        statementTimeoutMs: defaultOf('DB_STATEMENT_TIMEOUT_MS'),
+        lockTimeoutMs: defaultOf('DB_LOCK_TIMEOUT_MS'),
+        statusEstimateAbove: defaultOf('STATUS_ESTIMATE_ABOVE'),
+      },
+      sinks: {
+        pushgateway: { url: 'https://pushgateway.example:9091', auth: undefined, job: 'xyn_metrics', grouping: {}, ca: undefined },
+        attemptTimeoutMs: defaultOf('PUSH_TIMEOUT_MS'),
+        retries: defaultOf('PUSH_RETRIES'),
+        dryRun: false,
+      },
+      tick: { timeoutMs: defaultOf('TICK_TIMEOUT_MS'), maxEventAgeSeconds: defaultOf('MAX_EVENT_AGE_SECONDS') },
     });
   });
 
   it('estimates terminal statuses above the default threshold unless STATUS_ESTIMATE_ABOVE says otherwise', () => {
-    expect(parse().statusEstimateAbove).toBe(100_000);
-    expect(parse({ STATUS_ESTIMATE_ABOVE: '250000' }).statusEstimateAbove).toBe(250_000);
+    expect(parse().database.statusEstimateAbove).toBe(100_000);
+    expect(parse({ STATUS_ESTIMATE_ABOVE: '250000' }).database.statusEstimateAbove).toBe(250_000);
     // "off" is the documented way to exact counts of every status.
-    expect(parse({ STATUS_ESTIMATE_ABOVE: 'off' }).statusEstimateAbove).toBeUndefined();
-    expect(parse({ STATUS_ESTIMATE_ABOVE: ' OFF ' }).statusEstimateAbove).toBeUndefined();
+    expect(parse({ STATUS_ESTIMATE_ABOVE: 'off' }).database.statusEstimateAbove).toBeUndefined();
+    expect(parse({ STATUS_ESTIMATE_ABOVE: ' OFF ' }).database.statusEstimateAbove).toBeUndefined();
   });
 
   it('treats every optional variable set to "" or blanks as unset', () => {
@@ -73,7 +80,7 @@ describe('parseConfig: defaults', () => {
   });
 
   it('quotes RUNS_TABLE as an identifier, with or without a schema', () => {
-    expect(parse({ RUNS_TABLE: 'xyn.runs' }).runsTable).toMatchObject({ schema: 'xyn', name: 'runs', sql: '"xyn"."runs"' });
+    expect(parse({ RUNS_TABLE: 'xyn.runs' }).database.runsTable).toMatchObject({ schema: 'xyn', name: 'runs', sql: '"xyn"."runs"' });
   });
 });
 
@@ -89,7 +96,7 @@ describe('parseConfig: required variables', () => {
   });
 
   it('the CLI may run without a gateway', () => {
-    expect(parseConfig({ DATABASE_URL: BASE.DATABASE_URL }, { requirePushgateway: false }).pushgateway).toBeUndefined();
+    expect(parseConfig({ DATABASE_URL: BASE.DATABASE_URL }, { requireSink: false }).sinks.pushgateway).toBeUndefined();
   });
 });
 
@@ -165,24 +172,24 @@ describe('parseConfig: malformed values get one line naming the variable, never 
 describe('parseConfig: what is accepted', () => {
   it('takes basic auth from the URL and strips it from the URL', () => {
     const config = parse({ PUSHGATEWAY_URL: 'https://pusher:Gw%2FPa55@gw.example:9091' });
-    expect(config.pushgateway?.url).toBe('https://gw.example:9091');
-    expect(config.pushgateway?.auth).toEqual({ kind: 'basic', username: 'pusher', password: 'Gw/Pa55' });
+    expect(config.sinks.pushgateway?.url).toBe('https://gw.example:9091');
+    expect(config.sinks.pushgateway?.auth).toEqual({ kind: 'basic', username: 'pusher', password: 'Gw/Pa55' });
   });
 
   it('allows credentials over http to a loopback gateway (a local sidecar)', () => {
-    expect(parse({ PUSHGATEWAY_URL: 'http://127.0.0.1:9091', PUSHGATEWAY_TOKEN: TOKEN }).pushgateway?.auth).toEqual({ kind: 'bearer', token: TOKEN });
+    expect(parse({ PUSHGATEWAY_URL: 'http://127.0.0.1:9091', PUSHGATEWAY_TOKEN: TOKEN }).sinks.pushgateway?.auth).toEqual({ kind: 'bearer', token: TOKEN });
   });
 
   it('accepts a readable PEM CA file for an https gateway', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xyn-ca-'));
     const file = join(dir, 'ca.pem');
     writeFileSync(file, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
-    expect(parse({ PUSHGATEWAY_CA_FILE: file }).pushgateway?.caFile).toBe(file);
+    expect(parse({ PUSHGATEWAY_CA_FILE: file }).sinks.pushgateway?.ca).toContain('-----BEGIN CERTIFICATE-----');
   });
 
   it('accepts a loopback WebSocket proxy for a loopback database', () => {
     for (const proxy of ['127.0.0.1:8089/v1', 'localhost:8089', '[::1]:8089/v1']) {
-      expect(parse({ DATABASE_URL: 'postgresql://xyn@127.0.0.1:5432/xyn', DATABASE_WS_PROXY: proxy }).databaseWsProxy).toBe(proxy);
+      expect(parse({ DATABASE_URL: 'postgresql://xyn@127.0.0.1:5432/xyn', DATABASE_WS_PROXY: proxy }).database.wsProxy).toBe(proxy);
     }
   });
 
@@ -191,7 +198,7 @@ describe('parseConfig: what is accepted', () => {
     const ca = join(dir, 'ca.pem');
     const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     writeFileSync(ca, pem);
-    const tls = (url: string) => parse({ DATABASE_URL: url }).databaseTls;
+    const tls = (url: string) => parse({ DATABASE_URL: url }).database.tls;
     expect(tls('postgresql://xyn@db.internal/xyn')).toEqual({ mode: 'verify-full', ca: undefined });
     expect(tls('postgresql://xyn@127.0.0.1/xyn')).toEqual({ mode: 'prefer', ca: undefined });
     expect(tls('postgresql://xyn@localhost/xyn?sslmode=verify-full')).toEqual({ mode: 'verify-full', ca: undefined });
@@ -205,17 +212,17 @@ describe('parseConfig: what is accepted', () => {
 
   it('lets a remote session go unencrypted only with DATABASE_ALLOW_PLAINTEXT=true, and marks it', () => {
     const url = 'postgresql://xyn@db.internal/xyn?sslmode=disable';
-    expect(parse({ DATABASE_URL: url, DATABASE_ALLOW_PLAINTEXT: 'true' }).databasePlaintextToRemote).toBe(true);
-    expect(parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_ALLOW_PLAINTEXT: 'true' }).databasePlaintextToRemote).toBe(false);
-    expect(parse({ DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn?sslmode=disable' }).databasePlaintextToRemote).toBe(false);
+    expect(parse({ DATABASE_URL: url, DATABASE_ALLOW_PLAINTEXT: 'true' }).database.plaintextToRemote).toBe(true);
+    expect(parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_ALLOW_PLAINTEXT: 'true' }).database.plaintextToRemote).toBe(false);
+    expect(parse({ DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn?sslmode=disable' }).database.plaintextToRemote).toBe(false);
     // The bridge relays to loopback only: no opt-in makes it carry a remote session.
     expect(() => parse({ DATABASE_URL: 'postgresql://xyn@db.internal/xyn', DATABASE_WS_PROXY: '127.0.0.1:8089', DATABASE_ALLOW_PLAINTEXT: 'true' })).toThrow(/not loopback/);
   });
 
   it('accepts a remote Neon-compatible proxy over wss:// only', () => {
     const config = parse({ DATABASE_WS_PROXY: 'wss://proxy.example/v1' });
-    expect(config.databaseWsProxy).toBe('wss://proxy.example/v1');
-    expect(config.databasePlaintextToRemote).toBe(false);
+    expect(config.database.wsProxy).toBe('wss://proxy.example/v1');
+    expect(config.database.plaintextToRemote).toBe(false);
   });
 
   it('holds every secret form for redaction', () => {
@@ -238,26 +245,26 @@ describe('parseConfig: remote write', () => {
 
   it('with only REMOTE_WRITE_URL set, no Pushgateway is required; job and labels default to the push settings', () => {
     const config = parseConfig({ DATABASE_URL: BASE.DATABASE_URL, REMOTE_WRITE_URL: RW, PUSHGATEWAY_GROUPING: 'env=prod' });
-    expect(config.pushgateway).toBeUndefined();
-    expect(config.remoteWrite).toEqual({ url: RW, auth: undefined, job: DEFAULTS.PUSHGATEWAY_JOB, labels: { env: 'prod' }, caFile: undefined });
+    expect(config.sinks.pushgateway).toBeUndefined();
+    expect(config.sinks.remoteWrite).toEqual({ url: RW, auth: undefined, job: defaultOf('PUSHGATEWAY_JOB'), labels: { env: 'prod' }, ca: undefined });
   });
 
   it('REMOTE_WRITE_JOB and REMOTE_WRITE_LABELS override; both sinks may be set', () => {
     const config = parse({ REMOTE_WRITE_URL: RW, PUSHGATEWAY_JOB: 'a', REMOTE_WRITE_JOB: 'b', REMOTE_WRITE_LABELS: 'env=dev,region=eu' });
-    expect(config.pushgateway?.job).toBe('a');
-    expect(config.remoteWrite).toMatchObject({ job: 'b', labels: { env: 'dev', region: 'eu' } });
+    expect(config.sinks.pushgateway?.job).toBe('a');
+    expect(config.sinks.remoteWrite).toMatchObject({ job: 'b', labels: { env: 'dev', region: 'eu' } });
   });
 
   it('basic, bearer or SigV4 auth; the secrets join the redaction list', () => {
     const basic = parse({ REMOTE_WRITE_URL: RW, REMOTE_WRITE_USERNAME: 'tenant', REMOTE_WRITE_PASSWORD: RW_PASSWORD });
-    expect(basic.remoteWrite?.auth).toEqual({ kind: 'basic', username: 'tenant', password: RW_PASSWORD });
+    expect(basic.sinks.remoteWrite?.auth).toEqual({ kind: 'basic', username: 'tenant', password: RW_PASSWORD });
     expect(basic.secrets).toEqual(expect.arrayContaining([RW_PASSWORD, Buffer.from(`tenant:${RW_PASSWORD}`).toString('base64')]));
     const bearer = parse({ REMOTE_WRITE_URL: RW, REMOTE_WRITE_TOKEN: TOKEN });
-    expect(bearer.remoteWrite?.auth).toEqual({ kind: 'bearer', token: TOKEN });
+    expect(bearer.sinks.remoteWrite?.auth).toEqual({ kind: 'bearer', token: TOKEN });
     expect(bearer.secrets).toContain(TOKEN);
     const amp = 'https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write';
-    expect(parse({ REMOTE_WRITE_URL: amp, REMOTE_WRITE_SIGV4: 'true', AWS_REGION: 'eu-west-1' }).remoteWrite?.auth).toEqual({ kind: 'sigv4', region: 'eu-west-1' });
-    expect(parse({ REMOTE_WRITE_URL: amp, REMOTE_WRITE_SIGV4: 'true', AWS_REGION: 'eu-west-1', REMOTE_WRITE_REGION: 'us-east-2' }).remoteWrite?.auth).toEqual({ kind: 'sigv4', region: 'us-east-2' });
+    expect(parse({ REMOTE_WRITE_URL: amp, REMOTE_WRITE_SIGV4: 'true', AWS_REGION: 'eu-west-1' }).sinks.remoteWrite?.auth).toEqual({ kind: 'sigv4', region: 'eu-west-1' });
+    expect(parse({ REMOTE_WRITE_URL: amp, REMOTE_WRITE_SIGV4: 'true', AWS_REGION: 'eu-west-1', REMOTE_WRITE_REGION: 'us-east-2' }).sinks.remoteWrite?.auth).toEqual({ kind: 'sigv4', region: 'us-east-2' });
   });
 
   it.each([
@@ -282,7 +289,7 @@ describe('parseConfig: remote write', () => {
   });
 
   it('the deploy template\'s "off" values mean off', () => {
-    expect(parse({ REMOTE_WRITE_URL: '', REMOTE_WRITE_SIGV4: 'false', REMOTE_WRITE_USERNAME: '', REMOTE_WRITE_JOB: '', REMOTE_WRITE_LABELS: '' }).remoteWrite).toBeUndefined();
+    expect(parse({ REMOTE_WRITE_URL: '', REMOTE_WRITE_SIGV4: 'false', REMOTE_WRITE_USERNAME: '', REMOTE_WRITE_JOB: '', REMOTE_WRITE_LABELS: '' }).sinks.remoteWrite).toBeUndefined();
   });
 
   it('without either sink the error names both', () => {

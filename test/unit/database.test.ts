@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config/parse';
 import { driverSettings, tlsAttempts, tlsOptions, transportFor, withoutSslParameters } from '../../lib/source/connection';
 
-const config = (env: Record<string, string>) => parseConfig({ PUSHGATEWAY_URL: 'https://gw.example', ...env });
+const config = (env: Record<string, string>) => parseConfig({ PUSHGATEWAY_URL: 'https://gw.example', ...env }).database;
 
 describe('transportFor', () => {
   it('takes the Neon driver for Neon hosts and configured proxies, TCP for every other host', () => {
@@ -37,7 +37,7 @@ describe('tlsOptions and tlsAttempts', () => {
 
 describe('driverSettings', () => {
   it('a wss:// proxy keeps the WebSocket secure', () => {
-    const settings = driverSettings({ databaseWsProxy: 'wss://proxy.example:8443' });
+    const settings = driverSettings({ wsProxy: 'wss://proxy.example:8443' });
     expect(settings).toMatchObject({ useSecureWebSocket: true, forceDisablePgSSL: true });
     expect((settings.wsProxy as (h: string, p: number) => string)('db', 5432)).toBe('proxy.example:8443/v1?address=db%3A5432');
   });

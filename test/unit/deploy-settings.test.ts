@@ -1,20 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { deploySettings as computeSettings, isLocal, type DeployAt } from '../../scripts/deploy/settings';
 
-type Settings = {
-  region: string;
-  metricsEndpoint: 'on' | 'off';
-  collect: { timeout: number; environment: Record<string, string>; packagePatterns: string[] };
-  metrics: { environment: Record<string, string>; packagePatterns: string[] };
-  parameters: string[];
-  iamStatements: { Action: string[]; Resource: unknown[]; Condition?: unknown }[];
-};
-const { deploySettings, isLocal } = createRequire(import.meta.url)('../../scripts/deploy/settings.cjs') as {
-  isLocal: (argv: string[]) => boolean;
-  deploySettings: (env: Record<string, string | undefined>, at: { region?: string; stage: string; local: boolean; serviceDir: string }) => Settings;
+type Statement = { Action: string[]; Resource: unknown[]; Condition?: unknown };
+/** The old call shape: `local` is serverless offline, anything else a deploy (validated). */
+const deploySettings = (env: Record<string, string | undefined>, at: Omit<DeployAt, 'command'> & { local: boolean }) => {
+  const settings = computeSettings(env, { ...at, command: at.local ? 'local' : 'deploy' });
+  return { ...settings, iamStatements: settings.iamStatements as Statement[] };
 };
 
 const serviceDir = mkdtempSync(path.join(tmpdir(), 'xyn-deploy-settings-'));
@@ -43,12 +37,15 @@ describe('deploy settings', () => {
     const basic = deploy({ PUSHGATEWAY_AUTH: 'basic', PUSHGATEWAY_USERNAME: 'pusher' });
     expect(basic.collect.environment).toMatchObject({ PUSHGATEWAY_USERNAME: 'pusher', PUSHGATEWAY_PASSWORD_SSM_PARAMETER: '/xyn-metrics/prod/pushgateway-password' });
     expect(basic.collect.environment).not.toHaveProperty('PUSHGATEWAY_TOKEN_SSM_PARAMETER');
-    const bearer = deploy({ PUSHGATEWAY_AUTH: 'bearer', METRICS_ENDPOINT: 'on', PUSHGATEWAY_USERNAME: 'ignored' });
+    const bearer = deploy({ PUSHGATEWAY_AUTH: 'bearer', METRICS_ENDPOINT: 'on' });
     expect(bearer.collect.environment).toMatchObject({ PUSHGATEWAY_TOKEN_SSM_PARAMETER: '/xyn-metrics/prod/pushgateway-token' });
     expect(bearer.collect.environment).not.toHaveProperty('PUSHGATEWAY_USERNAME');
     expect(Object.keys(bearer.metrics.environment).filter((k) => k.startsWith('PUSH'))).toEqual([]);
     expect(() => deploy({ PUSHGATEWAY_AUTH: 'basic' })).toThrow(/PUSHGATEWAY_AUTH=basic needs PUSHGATEWAY_USERNAME/);
     expect(() => deploy({ PUSHGATEWAY_AUTH: 'token' })).toThrow(/PUSHGATEWAY_AUTH must be one of none, basic, bearer/);
+    // Alone, the username would be dropped and every push refused (issue 19).
+    expect(() => deploy({ PUSHGATEWAY_AUTH: 'bearer', PUSHGATEWAY_USERNAME: 'pusher' })).toThrow(/PUSHGATEWAY_USERNAME is set but PUSHGATEWAY_AUTH is bearer/);
+    expect(() => deploy({ PUSHGATEWAY_USERNAME: 'pusher' })).toThrow(/PUSHGATEWAY_USERNAME is set but PUSHGATEWAY_AUTH is none; set PUSHGATEWAY_AUTH=basic/);
   });
 
   it('the role reads exactly the parameters the functions name, in the one region, and decrypts only via SSM', () => {
@@ -110,7 +107,7 @@ describe('deploy settings', () => {
     expect(deploy({ SAMPLES_PER_INVOCATION: '4' }).collect.timeout).toBe(70);
     expect(deploy({ SAMPLES_PER_INVOCATION: '2', SCHEDULE_PERIOD_SECONDS: '300' }).collect.timeout).toBe(310);
     expect(deploy({ SAMPLES_PER_INVOCATION: '4', COLLECT_TIMEOUT_SECONDS: '45' }).collect.timeout).toBe(45);
-    expect(() => deploy({ COLLECT_TIMEOUT_SECONDS: '901' })).toThrow(/COLLECT_TIMEOUT_SECONDS must be a whole number from 1 to 900/);
+    expect(() => deploy({ COLLECT_TIMEOUT_SECONDS: '901' })).toThrow(/COLLECT_TIMEOUT_SECONDS must be between 1 and 900/);
   });
 
   it('a CA bundle inside the project is carried by the collect package and named by its path there', () => {
@@ -138,20 +135,26 @@ describe('deploy settings', () => {
   it('remote write: its settings and secrets go to collect only; SigV4 may write to the one AMP workspace', () => {
     const arn = 'arn:aws:aps:eu-central-1:123456789012:workspace/ws-0123abcd';
     const s = deploySettings(
-      { REMOTE_WRITE_URL: 'https://rw.example/api/v1/write', REMOTE_WRITE_AUTH: 'bearer', REMOTE_WRITE_SIGV4: 'true', AMP_WORKSPACE_ARN: arn, METRICS_ENDPOINT: 'on' },
+      { REMOTE_WRITE_URL: 'https://rw.example/api/v1/write', REMOTE_WRITE_SIGV4: 'true', AMP_WORKSPACE_ARN: arn, METRICS_ENDPOINT: 'on' },
       { region: 'eu-central-1', stage: 'prod', local: false, serviceDir },
     );
     expect(s.collect.environment).toMatchObject({
       REMOTE_WRITE_URL: 'https://rw.example/api/v1/write',
       REMOTE_WRITE_SIGV4: 'true',
+    });
+    expect(deploy({ REMOTE_WRITE_URL: 'https://rw.example/api/v1/write', REMOTE_WRITE_AUTH: 'bearer' }).collect.environment).toMatchObject({
       REMOTE_WRITE_TOKEN_SSM_PARAMETER: '/xyn-metrics/prod/remote-write-token',
     });
+    // What the function refuses, the deploy refuses, in the function's words.
+    expect(() => deploy({ REMOTE_WRITE_URL: 'https://rw.example/api/v1/write', REMOTE_WRITE_AUTH: 'bearer', REMOTE_WRITE_SIGV4: 'true', AMP_WORKSPACE_ARN: arn })).toThrow(
+      /remote write takes one kind of auth; REMOTE_WRITE_TOKEN and REMOTE_WRITE_SIGV4 are both set/,
+    );
     expect(s.collect.environment).not.toHaveProperty('PUSHGATEWAY_URL');
     expect(Object.keys(s.metrics.environment).filter((k) => k.startsWith('REMOTE_WRITE'))).toEqual([]);
     expect(s.iamStatements.at(-1)).toEqual({ Effect: 'Allow', Action: ['aps:RemoteWrite'], Resource: [arn] });
     expect(deploy({}).iamStatements.flatMap((st) => st.Action)).not.toContain('aps:RemoteWrite');
     expect(() => deploy({ REMOTE_WRITE_SIGV4: 'true' })).toThrow(/REMOTE_WRITE_SIGV4=true needs AMP_WORKSPACE_ARN/);
-    expect(deploy({ REMOTE_WRITE_AUTH: 'basic', REMOTE_WRITE_USERNAME: 'w' }).collect.environment).toMatchObject({
+    expect(deploy({ REMOTE_WRITE_URL: 'https://rw.example/api/v1/write', REMOTE_WRITE_AUTH: 'basic', REMOTE_WRITE_USERNAME: 'w' }).collect.environment).toMatchObject({
       REMOTE_WRITE_USERNAME: 'w',
       REMOTE_WRITE_PASSWORD_SSM_PARAMETER: '/xyn-metrics/prod/remote-write-password',
     });
@@ -163,5 +166,128 @@ describe('deploy settings', () => {
     expect(s.collect.environment).not.toHaveProperty('SAMPLES_PER_INVOCATION');
     expect(s.metrics.environment).toMatchObject({ RUNS_TABLE: 'xyn.runs' });
     expect(s.metrics.environment).not.toHaveProperty('PUSH_RETRIES');
+  });
+});
+
+describe('deploy settings from the settings table (issue 19)', () => {
+  /** A valid value for every plain run-time setting a function reads; the test below fails when a new one has none. */
+  const SAMPLE: Record<string, string> = {
+    DATABASE_WS_PROXY: 'wss://proxy.example/v1',
+    DATABASE_ALLOW_PLAINTEXT: 'true',
+    RUNS_TABLE: 'xyn.runs',
+    DB_STATEMENT_TIMEOUT_MS: '4000',
+    DB_LOCK_TIMEOUT_MS: '1500',
+    STATUS_ESTIMATE_ABOVE: 'off',
+    PUSHGATEWAY_URL: 'https://gw.example:9091',
+    PUSHGATEWAY_USERNAME: 'pusher',
+    PUSHGATEWAY_CA_FILE: 'gw-ca.pem',
+    PUSHGATEWAY_JOB: 'xyn_prod',
+    PUSHGATEWAY_GROUPING: 'env=prod',
+    REMOTE_WRITE_URL: 'https://rw.example/api/v1/push',
+    REMOTE_WRITE_USERNAME: 'tenant',
+    REMOTE_WRITE_SIGV4: 'false',
+    REMOTE_WRITE_REGION: 'eu-west-1',
+    REMOTE_WRITE_CA_FILE: 'rw-ca.pem',
+    REMOTE_WRITE_JOB: 'xyn_rw',
+    REMOTE_WRITE_LABELS: 'env=prod',
+    TICK_TIMEOUT_MS: '20000',
+    PUSH_TIMEOUT_MS: '4000',
+    PUSH_RETRIES: '1',
+    MAX_EVENT_AGE_SECONDS: '120',
+    SECRETS_CACHE_SECONDS: '120',
+    SAMPLES_PER_INVOCATION: '1',
+    SCHEDULE_PERIOD_SECONDS: '60',
+    HEARTBEAT_TABLE: 'xyn.heartbeats',
+    HEARTBEAT_WORKER_COLUMN: 'worker',
+    HEARTBEAT_AT_COLUMN: 'seen_at',
+    HEARTBEAT_TTL_SECONDS: '90',
+    BLUEPRINT_COLUMN: 'blueprint',
+    RUN_STARTED_COLUMN: 'started_at',
+    RUN_FINISHED_COLUMN: 'finished_at',
+    BLUEPRINT_WINDOW_SECONDS: '1800',
+    BLUEPRINT_TOP_K: '10',
+  };
+
+  it('every run-time setting can be deployed, and reaches exactly the functions that read it', async () => {
+    const { SETTING_NAMES, setting } = await import('../../lib/config/settings');
+    const plain = SETTING_NAMES.filter((n) => setting(n).scope === 'run' && !setting(n).secret);
+    expect(plain.filter((n) => !(n in SAMPLE)), 'a plain run-time setting without a sample value here').toEqual([]);
+    for (const file of ['gw-ca.pem', 'rw-ca.pem']) writeFileSync(path.join(serviceDir, file), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const s = deploy({ ...SAMPLE, PUSHGATEWAY_AUTH: 'basic', REMOTE_WRITE_AUTH: 'basic', METRICS_ENDPOINT: 'on' });
+    for (const name of plain) {
+      const readBy = setting(name).readBy as readonly string[];
+      expect(s.collect.environment[name], `${name} in collect`).toBe(readBy.includes('collect') ? SAMPLE[name] : undefined);
+      // The metrics function's tick budget is METRICS_TICK_TIMEOUT_MS (a scrape gives up after 10 s).
+      if (name !== 'TICK_TIMEOUT_MS') expect(s.metrics.environment[name], `${name} in metrics`).toBe(readBy.includes('metrics') ? SAMPLE[name] : undefined);
+    }
+    expect(s.metrics.environment.TICK_TIMEOUT_MS).toBe('8000');
+  });
+
+  it('refuses what the function would refuse, in the function\'s words', () => {
+    expect(() => deploy({ SAMPLES_PER_INVOCATION: '0x2' })).toThrow(/^SAMPLES_PER_INVOCATION must be a whole number, got "0x2"/);
+    expect(() => deploy({ RUNS_TABLE: 'runs; drop' })).toThrow(/^RUNS_TABLE must be a table name/);
+    expect(() => deploy({ METRICS_ENDPOINT: 'on', HEARTBEAT_TTL_SECONDS: '5' })).toThrow(/^HEARTBEAT_TTL_SECONDS is set but HEARTBEAT_TABLE is not/);
+    expect(() => deploy({ PUSHGATEWAY_GROUPING: 'status=prod' })).toThrow(/PUSHGATEWAY_GROUPING label "status" is a label the metrics carry themselves/);
+    expect(() => deploy({ PUSH_DRY_RUN: 'true' })).toThrow(/PUSH_DRY_RUN is for local runs only/);
+  });
+
+  it('TICK_TIMEOUT_MS reaches collect and must fit under its timeout', () => {
+    expect(deploy({ TICK_TIMEOUT_MS: '28000' }).collect.environment.TICK_TIMEOUT_MS).toBe('28000');
+    expect(() => deploy({ TICK_TIMEOUT_MS: '29000' })).toThrow(/TICK_TIMEOUT_MS=29000 does not fit the collect function's timeout of 30 s/);
+    expect(deploy({ TICK_TIMEOUT_MS: '50000', COLLECT_TIMEOUT_SECONDS: '60' }).collect.timeout).toBe(60);
+    expect(() => deploy({ METRICS_ENDPOINT: 'on', METRICS_TICK_TIMEOUT_MS: '9000' })).toThrow(/METRICS_TICK_TIMEOUT_MS=9000 does not fit the metrics function's timeout of 10 s/);
+    expect(() => deploy({ METRICS_TICK_TIMEOUT_MS: '5000' })).toThrow(/METRICS_TICK_TIMEOUT_MS is set but METRICS_ENDPOINT is not on/);
+  });
+
+  it('refuses credentials or a query string in a URL setting, naming the setting and the right way (issue 20)', () => {
+    const message = (env: Record<string, string>) => {
+      try {
+        deploy(env);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error('no error');
+    };
+    const userinfo = message({ PUSHGATEWAY_URL: 'https://pusher:s3cret-in-url@gw.example:9091' });
+    expect(userinfo).toMatch(/^PUSHGATEWAY_URL must not carry credentials .*use PUSHGATEWAY_AUTH=basic with PUSHGATEWAY_USERNAME/);
+    expect(userinfo).not.toContain('s3cret-in-url');
+    expect(message({ REMOTE_WRITE_URL: 'https://t:k@rw.example/api/v1/push' })).toMatch(/^REMOTE_WRITE_URL must not carry credentials/);
+    expect(message({ REMOTE_WRITE_URL: 'https://rw.example/api/v1/push?token=abc' })).toMatch(/^REMOTE_WRITE_URL must not carry a query string/);
+    expect(message({ DATABASE_WS_PROXY: 'wss://u:p@proxy.example/v1' })).toMatch(/^DATABASE_WS_PROXY must not carry credentials/);
+    expect(message({ DATABASE_WS_PROXY: '127.0.0.1:8089/v1' })).toMatch(/^DATABASE_WS_PROXY of a deployed function must be a wss:\/\/ proxy/);
+  });
+});
+
+describe('stage settings (stages/<stage>.env)', () => {
+  const at = (stageSettings: Record<string, string>, command: DeployAt['command'] = 'deploy', region?: string) =>
+    ({ region, stage: 'prod', command, serviceDir, stageSettings, stageFile: 'stages/prod.env' }) as DeployAt;
+
+  it('reads KEY=value lines, refuses unknown names and secrets, and names the line', async () => {
+    const { parseStageFile } = await import('../../scripts/deploy/settings');
+    expect(parseStageFile('# prod\nAWS_REGION=eu-west-1\n\nPUSHGATEWAY_URL="https://gw.example:9091"\nDATABASE_URL_SSM_PARAMETER=/team/db\n', 'stages/prod.env')).toEqual({
+      AWS_REGION: 'eu-west-1',
+      PUSHGATEWAY_URL: 'https://gw.example:9091',
+      DATABASE_URL_SSM_PARAMETER: '/team/db',
+    });
+    expect(() => parseStageFile('PUSHGATEWAY_ULR=https://x', 'stages/prod.env')).toThrow(/^stages\/prod.env:1: PUSHGATEWAY_ULR is not a setting of xyn-metrics/);
+    expect(() => parseStageFile('AWS_REGION=eu-west-1\nPUSHGATEWAY_PASSWORD=hunter2', 'stages/prod.env')).toThrow(/^stages\/prod.env:2: PUSHGATEWAY_PASSWORD is a secret; it lives in SSM/);
+    expect(() => parseStageFile('export FOO', 'stages/prod.env')).toThrow(/:1: expected NAME=value/);
+  });
+
+  it('takes the stage file, with the environment over it; a different ambient AWS_REGION is an error, --region chooses', () => {
+    const file = { AWS_REGION: 'eu-west-1', PUSHGATEWAY_URL: 'https://gw.example:9091', METRICS_ENDPOINT: 'on', PUSHGATEWAY_AUTH: 'bearer' };
+    const s = computeSettings({ PUSHGATEWAY_URL: 'https://other.example:9091' }, at(file));
+    expect(s.region).toBe('eu-west-1');
+    expect(s.metricsEndpoint).toBe('on');
+    expect(s.collect.environment).toMatchObject({ PUSHGATEWAY_URL: 'https://other.example:9091', PUSHGATEWAY_TOKEN_SSM_PARAMETER: '/xyn-metrics/prod/pushgateway-token' });
+    expect(() => computeSettings({ AWS_REGION: 'us-east-1' }, at(file, 'deploy', 'us-east-1'))).toThrow(/AWS_REGION is eu-west-1 in stages\/prod.env but us-east-1 in the environment/);
+    expect(computeSettings({}, at(file, 'deploy', 'eu-central-1')).region).toBe('eu-central-1');
+  });
+
+  it('every other command works without deploy-only settings', () => {
+    const s = computeSettings({}, at({ AWS_REGION: 'eu-west-1' }, 'other'));
+    expect(s.region).toBe('eu-west-1');
+    expect(s.collect.environment).toEqual({ DATABASE_URL_SSM_PARAMETER: '/xyn-metrics/prod/database-url' });
+    expect(() => computeSettings({}, at({ AWS_REGION: 'eu-west-1' }, 'package'))).toThrow(/PUSHGATEWAY_URL \(or REMOTE_WRITE_URL\) must be set, in stages\/prod.env/);
   });
 });

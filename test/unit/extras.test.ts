@@ -3,15 +3,17 @@
 import { describe, expect, it } from 'vitest';
 import { bearerToken, tokenMatches } from '../../functions/metrics';
 import { toBlueprintSnapshot } from '../../lib/source/blueprints';
-import { ConfigError, parseConfig, type Env } from '../../lib/config/parse';
-import { buildRegistry, METRICS } from '../../lib/metrics/registry';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/source/sql';
+import { ConfigError } from '../../lib/config/errors';
+import { parseConfig } from '../../lib/config/parse';
+import type { Env } from '../../lib/config/read';
+import { METRICS } from '../../lib/metrics/definitions';
+import { buildRegistry } from '../../lib/metrics/registry';
+import { blueprintSql, queueSnapshotSql, snapshotBatchSql, tickSelects, workersAliveSql } from '../../lib/source/sql';
 import type { QueueSnapshot } from '../../lib/source/snapshot';
-import { tickSelects } from '../../lib/runtime/tick';
 import { toWorkersAlive } from '../../lib/source/workers';
 
 const BASE: Env = { DATABASE_URL: 'postgresql://u:secret-pw@db.example:5432/xyn', PUSH_DRY_RUN: 'true' };
-const parse = (env: Env) => parseConfig({ ...BASE, ...env }, { requirePushgateway: false });
+const parse = (env: Env) => parseConfig({ ...BASE, ...env }, { requireSink: false });
 const BLUEPRINTS: Env = { BLUEPRINT_COLUMN: 'blueprint', RUN_STARTED_COLUMN: 'started_at', RUN_FINISHED_COLUMN: 'finished_at' };
 
 function configError(env: Env): string {
@@ -27,12 +29,12 @@ function configError(env: Env): string {
 describe('extras settings', () => {
   it('leaves every extra off by default, with one sample per invocation', () => {
     const config = parse({});
-    expect(config).toMatchObject({ samplesPerInvocation: 1, schedulePeriodSeconds: 60, metricsBearerToken: undefined, heartbeat: undefined, blueprints: undefined });
+    expect(config).toMatchObject({ sampling: { samplesPerInvocation: 1, schedulePeriodSeconds: 60 }, metricsBearerToken: undefined, extras: { heartbeat: undefined, blueprints: undefined } });
   });
 
   it('parses the heartbeat settings with defaults, quoting identifiers', () => {
     const config = parse({ HEARTBEAT_TABLE: 'ops.worker_heartbeats' });
-    expect(config.heartbeat).toEqual({
+    expect(config.extras.heartbeat).toEqual({
       table: { schema: 'ops', name: 'worker_heartbeats', sql: '"ops"."worker_heartbeats"', display: 'ops.worker_heartbeats' },
       workerColumn: { name: 'worker_id', sql: '"worker_id"' },
       atColumn: { name: 'heartbeat_at', sql: '"heartbeat_at"' },
@@ -41,8 +43,8 @@ describe('extras settings', () => {
   });
 
   it('parses the blueprint settings with defaults', () => {
-    expect(parse(BLUEPRINTS).blueprints).toMatchObject({ column: { sql: '"blueprint"' }, windowSeconds: 3600, topK: 20 });
-    expect(parse({ ...BLUEPRINTS, BLUEPRINT_TOP_K: '5', BLUEPRINT_WINDOW_SECONDS: '600' }).blueprints).toMatchObject({ topK: 5, windowSeconds: 600 });
+    expect(parse(BLUEPRINTS).extras.blueprints).toMatchObject({ column: { sql: '"blueprint"' }, windowSeconds: 3600, topK: 20 });
+    expect(parse({ ...BLUEPRINTS, BLUEPRINT_TOP_K: '5', BLUEPRINT_WINDOW_SECONDS: '600' }).extras.blueprints).toMatchObject({ topK: 5, windowSeconds: 600 });
   });
 
   it('names the variable of every bad or half-given setting', () => {
@@ -73,7 +75,7 @@ describe('extras settings', () => {
 
 describe('extras SQL', () => {
   it('bounds the heartbeat read by the TTL on the quoted timestamp column', () => {
-    const sql = workersAliveSql(parse({ HEARTBEAT_TABLE: 'ops.hb', HEARTBEAT_WORKER_COLUMN: 'worker', HEARTBEAT_AT_COLUMN: 'seen_at', HEARTBEAT_TTL_SECONDS: '45' }).heartbeat!);
+    const sql = workersAliveSql(parse({ HEARTBEAT_TABLE: 'ops.hb', HEARTBEAT_WORKER_COLUMN: 'worker', HEARTBEAT_AT_COLUMN: 'seen_at', HEARTBEAT_TTL_SECONDS: '45' }).extras.heartbeat!);
     expect(sql).toContain('count(DISTINCT h."worker")');
     expect(sql).toContain('FROM "ops"."hb" h');
     expect(sql).toContain(`WHERE h."seen_at" >= now() - interval '45 seconds'`);
@@ -81,7 +83,7 @@ describe('extras SQL', () => {
 
   it('reads active runs through the status predicate and finished runs through a window on the finish column', () => {
     const config = parse({ ...BLUEPRINTS, RUNS_TABLE: 'xyn.runs', BLUEPRINT_TOP_K: '7', BLUEPRINT_WINDOW_SECONDS: '900' });
-    const sql = blueprintSql(config.runsTable, config.blueprints!);
+    const sql = blueprintSql(config.database.runsTable, config.extras.blueprints!);
     expect(sql).toContain(`FROM "xyn"."runs" a WHERE a.status IN ('QUEUED', 'RUNNING')`);
     expect(sql).toContain(`WHERE f."finished_at" >= now() - interval '900 seconds'`);
     expect(sql).toContain('<= 7');
@@ -91,10 +93,11 @@ describe('extras SQL', () => {
   });
 
   it('adds one SELECT per configured extra to the one batch, and none otherwise', () => {
+    const selects = (config: ReturnType<typeof parse>) => tickSelects(config.database, config.extras);
     const plain = parse({});
-    expect(tickSelects(plain)).toEqual([queueSnapshotSql({ table: plain.runsTable, estimateAbove: plain.statusEstimateAbove })]);
-    expect(tickSelects(parse({ HEARTBEAT_TABLE: 'hb' }))).toHaveLength(2);
-    const both = tickSelects(parse({ HEARTBEAT_TABLE: 'hb', ...BLUEPRINTS }));
+    expect(selects(plain)).toEqual([queueSnapshotSql({ table: plain.database.runsTable, estimateAbove: plain.database.statusEstimateAbove })]);
+    expect(selects(parse({ HEARTBEAT_TABLE: 'hb' }))).toHaveLength(2);
+    const both = selects(parse({ HEARTBEAT_TABLE: 'hb', ...BLUEPRINTS }));
     expect(both).toHaveLength(3);
     expect(both[1]).toContain('workers_alive');
     expect(both[2]).toContain('blueprint_counts');

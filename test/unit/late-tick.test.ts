@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lateBySeconds } from '../../lib/runtime/tick';
+import { lateBySeconds } from '../../lib/runtime/late';
 
 const now = Date.parse('2030-01-01T12:00:00Z');
 

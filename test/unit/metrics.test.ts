@@ -1,6 +1,7 @@
 import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { buildRegistry, METRICS } from '../../lib/metrics/registry';
+import { METRICS } from '../../lib/metrics/definitions';
+import { buildRegistry } from '../../lib/metrics/registry';
 import type { QueueSnapshot } from '../../lib/source/snapshot';
 
 const snapshot: QueueSnapshot = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseTableName } from '../../lib/config/parse';
+import { ConfigError } from '../../lib/config/errors';
+import { parseTableName } from '../../lib/config/identifiers';
 import { degradedBatchSql, queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
 
 describe('queueSnapshotSql', () => {

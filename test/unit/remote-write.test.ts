@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RemoteWriteConfig } from '../../lib/config/parse';
+import type { RemoteWriteConfig } from '../../lib/config/types';
 import { buildRegistry } from '../../lib/metrics/registry';
 import { encodeWriteRequest, METRIC_TYPE, REMOTE_WRITE_HEADERS, remoteWriteBody, requestHeaders, toWriteRequest } from '../../lib/sinks/remote-write';
 import type { QueueSnapshot } from '../../lib/source/snapshot';
@@ -23,7 +23,7 @@ const CONFIG: RemoteWriteConfig = {
   auth: undefined,
   job: 'xyn_metrics',
   labels: { env: 'prod' },
-  caFile: undefined,
+  ca: undefined,
 };
 
 const registry = () => buildRegistry(SNAPSHOT, { up: true, durationSeconds: 0.05 });

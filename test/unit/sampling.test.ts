@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Config } from '../../lib/config/parse';
+import type { Config } from '../../lib/config/types';
 import { deadlineIn } from '../../lib/core/deadline';
 import type { LogRecord } from '../../lib/core/log';
 import { decideSample, MIN_SAMPLE_MS, periodStartMs, runSamples, sampleSlots } from '../../lib/runtime/sampling';
@@ -58,11 +58,11 @@ describe('decideSample', () => {
 });
 
 function fakeConfig(k: number, periodSeconds: number): Config {
-  return { samplesPerInvocation: k, schedulePeriodSeconds: periodSeconds, tickTimeoutMs: 25_000, secrets: [] } as unknown as Config;
+  return { sampling: { samplesPerInvocation: k, schedulePeriodSeconds: periodSeconds }, tick: { timeoutMs: 25_000, maxEventAgeSeconds: 90 }, secrets: [] } as unknown as Config;
 }
 
 function fakeResult(outcome: TickResult['outcome'] = 'ok'): TickResult {
-  return { outcome, snapshot: undefined, exposition: '', pushedTo: undefined, durationMs: 1, dbMs: 1, error: outcome === 'ok' ? undefined : 'database down' };
+  return { outcome, snapshot: undefined, exposition: '', pushedTo: undefined, durationMs: 1, dbMs: 1, error: outcome === 'ok' ? undefined : 'database down', authFailures: [] };
 }
 
 describe('runSamples', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SnapshotError, summarize, toQueueSnapshot } from '../../lib/source/snapshot';
+import { summarize } from '../../lib/runtime/tick-record';
+import { SnapshotError, toQueueSnapshot } from '../../lib/source/snapshot';
 
 const row = (over: Record<string, unknown> = {}) => ({
   db_now_seconds: 1_800_000_000.5,
