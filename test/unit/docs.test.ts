@@ -57,7 +57,6 @@ function readmeConfigurationRows(): Row[] {
 describe('README configuration tables', () => {
   const rows = readmeConfigurationRows();
   const documented = new Set(rows.flatMap((r) => r.names));
-  const deployTime = new Set(rows.filter((r) => r.meaning.startsWith('deploy time')).flatMap((r) => r.names));
   const inCode = variablesInCode();
 
   it('finds the tables and the variables', () => {
@@ -69,10 +68,13 @@ describe('README configuration tables', () => {
     expect([...inCode].filter((n) => !documented.has(n)).sort(), 'read by lib/ or functions/ but missing from the README').toEqual([]);
   });
 
-  it('document only variables the code reads (deploy-time ones: serverless.yml)', () => {
-    const serverless = read('serverless.yml');
-    const gone = [...documented].filter((n) => (deployTime.has(n) ? !serverless.includes(`\${env:${n}`) : !inCode.has(n)));
-    expect(gone.sort(), 'in the README but read by no code').toEqual([]);
+  it('document only settings of the settings table (lib/config/settings.ts)', () => {
+    const gone = [...documented].filter((n) => !(SETTING_NAMES as string[]).includes(n) && !/_SSM_PARAMETER$|^X_/.test(n));
+    expect(gone.sort(), 'in the README but not in the settings table').toEqual([]);
+  });
+
+  it('every variable the code reads is in the settings table', () => {
+    expect([...inCode].filter((n) => !(SETTING_NAMES as string[]).includes(n)).sort()).toEqual([]);
   });
 
   it('give the defaults the code uses', () => {
