@@ -26,7 +26,9 @@ export interface TickFigures {
   blueprint_labels?: number;
 }
 
-export type TickRecord = LogRecord & {
+/** The tick's own fields (the record also carries the caller's context: request id, sample). */
+export interface TickFields {
+  level: LogRecord['level'];
   msg: 'tick' | 'tick degraded' | 'tick failed';
   outcome: TickOutcome;
   duration_ms: number;
@@ -45,7 +47,9 @@ export type TickRecord = LogRecord & {
   estimated_statuses?: string[];
   error?: string;
   exposition?: string;
-};
+}
+
+export type TickRecord = LogRecord & TickFields;
 
 /** What the tick knew when it ended, the builder's input. */
 export interface TickFacts {

@@ -35,7 +35,7 @@ import type { Config } from '../../lib/config/types';
 import { openDatabase } from '../../lib/source/connection';
 import { deadlineIn } from '../../lib/core/deadline';
 import { runTick } from '../../lib/runtime/tick';
-import { startPushgateway } from '../../test/support/pushgateway';
+import { startPushgateway } from '../support/pushgateway';
 import { measureColdStart, median, packageFunction, readZip } from './cold';
 import { ensureDataset, parseCount, parseShape, parseSizeSpec, type Shape } from './data';
 import {

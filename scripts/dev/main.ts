@@ -19,18 +19,19 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { accessSync, constants, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startBridge, type Bridge } from '../bridge/bridge';
-import { ConfigError } from '../../lib/config/errors';
-import { parseConfig } from '../../lib/config/parse';
 import { displayUrl } from '../../lib/config/urls';
+import { freePort, portIsFree } from '../support/net';
+import { findPushgateway, startPushgateway, type Pushgateway } from '../support/pushgateway';
 import { startDemoDatabase, type DemoDatabase } from './demo-db';
 import { startDemoWorker, type DemoWorker } from './demo-worker';
+import { DevError, devOptions, type DevOptions } from './options';
+import { clock, formatRecord, parseHandlerRecord } from './tick-line';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SERVERLESS = join(ROOT, 'node_modules', '.bin', 'serverless');
@@ -40,105 +41,7 @@ const REGION = 'eu-west-1';
 const OFFLINE_START_TIMEOUT_MS = 180_000;
 const STOP_GRACE_MS = 5_000;
 
-class DevError extends Error {
-  override name = 'DevError';
-}
-
-// ---------------------------------------------------------------- options
-
-interface DevOptions {
-  databaseUrl: string | undefined;
-  /** The user's own DATABASE_WS_PROXY: used as is, no bridge of ours. */
-  wsProxy: string | undefined;
-  pushgatewayUrl: string | undefined;
-  dryRun: boolean;
-  /** Set by the user: must be free. Unset: a free port is picked. */
-  lambdaPort: number | undefined;
-  httpPort: number | undefined;
-  tickEverySeconds: number;
-  verbose: boolean;
-  /** The user's own token for GET /metrics; unset: a throw-away one is generated. */
-  metricsToken: string | undefined;
-}
-
-function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value ? value : undefined;
-}
-
-function portOption(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const raw = text(env, name);
-  if (raw === undefined) return undefined;
-  const port = Number(raw);
-  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) throw new DevError(`${name} must be a port number (1-65535), got "${raw}"`);
-  return port;
-}
-
-function flagOption(env: NodeJS.ProcessEnv, name: string): boolean {
-  const raw = text(env, name)?.toLowerCase();
-  if (raw === undefined || raw === 'false' || raw === '0') return false;
-  if (raw === 'true' || raw === '1') return true;
-  throw new DevError(`${name} must be true or false, got "${raw}"`);
-}
-
-/**
- * DATABASE_URL as the handler will read it, checked now: a refused one (plain
- * text to a remote host, a missing sslrootcert, …) is one line at start rather
- * than a failed tick a minute later.
- */
-function checkDatabase(env: NodeJS.ProcessEnv): void {
-  if (text(env, 'DATABASE_URL') === undefined) return;
-  const { DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT } = env;
-  try {
-    parseConfig({ DATABASE_URL, DATABASE_WS_PROXY, DATABASE_ALLOW_PLAINTEXT }, { requireSink: false });
-  } catch (error) {
-    if (error instanceof ConfigError) throw new DevError(error.message);
-    throw error;
-  }
-}
-
-function devOptions(env: NodeJS.ProcessEnv): DevOptions {
-  checkDatabase(env);
-  const pushgatewayUrl = text(env, 'PUSHGATEWAY_URL');
-  const dryRun = flagOption(env, 'PUSH_DRY_RUN');
-  if (dryRun && pushgatewayUrl) throw new DevError('PUSH_DRY_RUN=true and PUSHGATEWAY_URL are both set; choose one');
-  const every = text(env, 'DEV_TICK_SECONDS');
-  if (every !== undefined && (!/^\d+$/.test(every) || Number(every) > 86_400)) {
-    throw new DevError(`DEV_TICK_SECONDS must be a whole number of seconds (0 = off), got "${every}"`);
-  }
-  return {
-    databaseUrl: text(env, 'DATABASE_URL'),
-    wsProxy: text(env, 'DATABASE_WS_PROXY'),
-    pushgatewayUrl,
-    dryRun,
-    lambdaPort: portOption(env, 'OFFLINE_LAMBDA_PORT'),
-    httpPort: portOption(env, 'OFFLINE_HTTP_PORT'),
-    tickEverySeconds: Number(every ?? 0),
-    verbose: flagOption(env, 'VERBOSE'),
-    metricsToken: text(env, 'METRICS_BEARER_TOKEN'),
-  };
-}
-
 // ---------------------------------------------------------------- ports and processes
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, LOOPBACK, () => server.close(() => resolve(true)));
-  });
-}
 
 /** The user's port if free (else a clear error naming the variable), or a free one. */
 async function choosePort(port: number | undefined, variable: string): Promise<number> {
@@ -149,49 +52,6 @@ async function choosePort(port: number | undefined, variable: string): Promise<n
     );
   }
   return port;
-}
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-function pushgatewayBinary(): string | undefined {
-  const fixed = '/usr/bin/prometheus-pushgateway';
-  const candidates = [onPath('prometheus-pushgateway'), onPath('pushgateway')];
-  try {
-    accessSync(fixed, constants.X_OK);
-    candidates.push(fixed);
-  } catch {
-    // not installed there
-  }
-  return candidates.find((c): c is string => c !== undefined);
-}
-
-async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until && alive()) {
-    try {
-      if ((await fetch(url, { signal: AbortSignal.timeout(1_000) })).ok) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(100);
-  }
-  throw new Error(alive() ? `not ready after ${timeoutMs / 1000} s` : 'exited');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function exited(child: ChildProcess): boolean {
@@ -216,116 +76,6 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   } catch {
     // the group is gone
   }
-}
-
-interface LocalPushgateway {
-  url: string;
-  child: ChildProcess;
-}
-
-async function startPushgatewayOnce(binary: string): Promise<LocalPushgateway> {
-  const port = await freePort();
-  const child = spawn(binary, [`--web.listen-address=${LOOPBACK}:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-2_000);
-  });
-  child.on('error', (error) => {
-    stderr += error.message;
-  });
-  const url = `http://${LOOPBACK}:${port}`;
-  try {
-    await waitForHttp(`${url}/-/ready`, 15_000, () => !exited(child));
-    // Whoever answered must be our child: if another process took the port
-    // between freePort() and the bind, ours exits at once ("address already in use").
-    await sleep(500);
-    if (exited(child)) throw new Error('exited');
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw new Error(`${binary} did not start (${(error as Error).message}): ${stderr.trim().split('\n').at(-1) ?? ''}`);
-  }
-  return { url, child };
-}
-
-async function startLocalPushgateway(binary: string): Promise<LocalPushgateway> {
-  try {
-    return await startPushgatewayOnce(binary);
-  } catch {
-    return startPushgatewayOnce(binary); // the port race above is rare; one retry settles it
-  }
-}
-
-// ---------------------------------------------------------------- the tick line
-
-interface TickRecord {
-  level?: string;
-  msg?: string;
-  /** HTTP status, on GET /metrics records. */
-  status?: number;
-  outcome?: string;
-  duration_ms?: number;
-  pushed_to?: string;
-  error?: string;
-  exposition?: string;
-  age_seconds?: number;
-  figures?: {
-    ready?: number;
-    future?: number;
-    oldest_ready_seconds?: number;
-    expired_leases?: number;
-    active_leases?: number;
-    depth?: Record<string, number>;
-  };
-}
-
-/** A handler log line, or undefined for anything else serverless offline prints. */
-function parseTickRecord(line: string): TickRecord | undefined {
-  const trimmed = line.trim();
-  if (!trimmed.startsWith('{')) return undefined;
-  try {
-    const record = JSON.parse(trimmed) as TickRecord;
-    return typeof record === 'object' && record !== null && typeof record.msg === 'string' && 'level' in record
-      ? record
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function age(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-function clock(now = new Date()): string {
-  return now.toTimeString().slice(0, 8);
-}
-
-/** One readable line per tick: the figures, the duration, where they went. */
-function formatTick(record: TickRecord, now = new Date()): string {
-  const when = clock(now);
-  // GET /metrics logs too: one line per scrape, not a tick.
-  if (record.msg?.startsWith('scrape')) {
-    const took = record.duration_ms === undefined ? '' : ` | ${record.duration_ms} ms`;
-    return `${when}  scrape    HTTP ${record.status ?? '?'} ${record.msg}${record.error ? `: ${record.error}` : ''}${took}`;
-  }
-  if (record.outcome === 'skipped_late') return `${when}  skipped   scheduled event ${record.age_seconds ?? '?'} s old (MAX_EVENT_AGE_SECONDS)`;
-  if (record.msg === 'configuration error') return `${when}  CONFIG    ${record.error ?? 'configuration error'}`;
-  const took = record.duration_ms === undefined ? '' : `${record.duration_ms} ms`;
-  const where =
-    record.pushed_to === 'dry-run' ? 'dry run, not pushed' : record.pushed_to ? `pushed to ${record.pushed_to}` : 'not pushed';
-  if (record.outcome !== 'ok') return `${when}  FAILED    ${record.outcome ?? '?'}: ${record.error ?? record.msg}  | ${took} | ${where}`;
-  const f = record.figures ?? {};
-  const depth = f.depth ?? {};
-  const queue = `queued ${depth.QUEUED ?? 0} (ready ${f.ready ?? 0}, future ${f.future ?? 0}, oldest ready ${age(f.oldest_ready_seconds ?? 0)})`;
-  const running = `running ${depth.RUNNING ?? 0} (${f.expired_leases ?? 0} lease${f.expired_leases === 1 ? '' : 's'} expired)`;
-  const done = Object.entries(depth)
-    .filter(([status]) => status !== 'QUEUED' && status !== 'RUNNING')
-    .map(([status, n]) => `${status.toLowerCase()} ${n}`)
-    .join(', ');
-  return `${when}  tick ok   ${queue} | ${running} | ${done} | ${took} | ${where}`;
 }
 
 // ---------------------------------------------------------------- invoking
@@ -385,7 +135,7 @@ interface Stack {
   demo?: DemoDatabase;
   worker?: DemoWorker;
   bridge?: Bridge;
-  gateway?: LocalPushgateway;
+  gateway?: Pushgateway;
   offline?: ChildProcess;
   workFolder?: string;
   timers: NodeJS.Timeout[];
@@ -414,7 +164,7 @@ async function stopStack(stack: Stack, hurry: boolean): Promise<void> {
     }
     killGroup(offline.pid, 'SIGKILL');
   }
-  const gateway = stack.gateway?.child;
+  const gateway = stack.gateway?.process;
   if (gateway && !exited(gateway)) {
     gateway.kill(hurry ? 'SIGKILL' : 'SIGTERM');
     if (!(await waitForExit(gateway, 3_000))) gateway.kill('SIGKILL');
@@ -464,7 +214,7 @@ async function main(): Promise<number> {
   // Last resort if this process dies some other way: no child outlives it.
   process.on('exit', () => {
     killGroup(stack.offline?.pid, 'SIGKILL');
-    stack.gateway?.child.kill('SIGKILL');
+    stack.gateway?.process.kill('SIGKILL');
   });
 
   try {
@@ -525,10 +275,11 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
     pushLabel = `${displayUrl(pushgatewayUrl)} (PUSHGATEWAY_URL)`;
     curl = `curl -s ${displayUrl(pushgatewayUrl)}/metrics | grep ^xyn_`;
   } else if (!dryRun) {
-    const binary = pushgatewayBinary();
+    const binary = findPushgateway();
     if (binary) {
       try {
-        stack.gateway = await startLocalPushgateway(binary);
+        // In memory, never Debian's shared --persistence.file (scripts/support/pushgateway.ts).
+        stack.gateway = await startPushgateway({ binary });
         pushgatewayUrl = stack.gateway.url;
         pushLabel = `${pushgatewayUrl} (local Pushgateway, ${binary})`;
         curl = `curl -s ${pushgatewayUrl}/metrics | grep ^xyn_`;
@@ -592,13 +343,13 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
   });
 
   eachLine(offline, (line) => {
-    const record = parseTickRecord(line);
+    const record = parseHandlerRecord(line);
     if (record) {
       if (!databaseReady && record.outcome !== 'ok' && record.outcome !== 'skipped_late') {
         say(`${clock()}  (a scheduled tick came while the embedded database was still starting; it pushed xyn_collector_up 0, the next tick replaces it)`);
         return;
       }
-      say(formatTick(record));
+      say(formatRecord(record));
       if (record.exposition) say(record.exposition.replace(/^/gm, '    ').trimEnd());
       return;
     }

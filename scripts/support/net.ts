@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -9,6 +9,15 @@ export function freePort(): Promise<number> {
       const { port } = server.address() as AddressInfo;
       server.close(() => resolve(port));
     });
+  });
+}
+
+/** Whether `port` can be bound on loopback now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
@@ -82,7 +91,9 @@ function listeningInodes(port: number): Set<string> {
  * that what answers there is our child and not a process that took the port
  * between freePort() and the child's bind.
  */
-export function listensOn(pid: number, port: number): boolean {
+export function listensOn(pid: number, port: number): boolean | undefined {
+  // Without /proc (macOS) nobody can tell: undefined, and the caller checks another way.
+  if (!existsSync('/proc/net/tcp')) return undefined;
   const inodes = listeningInodes(port);
   if (inodes.size === 0) return false;
   try {

@@ -7,6 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { collect } from '../../functions/collect';
 import { metrics } from '../../functions/metrics';
 import { clearSecretsCache } from '../../lib/runtime/secrets';
 import { startAuthFront, type AuthFront } from '../support/auth-front';
@@ -22,7 +23,7 @@ import {
   type Invocation,
   type Stack,
 } from '../support/faults';
-import { captureOutput, lambdaContext, withEnv } from '../support/lambda';
+import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
 import { freePort } from '../../scripts/support/net';
 import { adminClient } from '../support/postgres';
 import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../support/ssm';
@@ -276,6 +277,53 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
       ['warn', 'credentials refused; secrets unchanged in SSM'],
     ]);
     expectNoSecret(run);
+  });
+
+  describe('a refused credential after samples that outlived the tick deadline (issue 19)', () => {
+    // Two samples in a 2 s period with a 1 s TICK_TIMEOUT_MS: the second sample starts after the
+    // deadline the setup had. The refetch gets a deadline of its own, from what the invocation has left.
+    const sampled = (job: string) =>
+      deployedEnv(job, { SECRETS_CACHE_SECONDS: '300', SAMPLES_PER_INVOCATION: '2', SCHEDULE_PERIOD_SECONDS: '2', TICK_TIMEOUT_MS: '1000' });
+    /** An event whose time is now to the millisecond, so both slots of the period are whole. */
+    const invokeNow = (env: Record<string, string | undefined>) =>
+      withEnv(env, async () => {
+        const started = Date.now();
+        const run = await captureOutput(() => collect({ ...scheduledEvent(), time: new Date().toISOString() }, lambdaContext(10_000)));
+        return { ...run, elapsedMs: Date.now() - started };
+      });
+
+    it('reads SSM again and reports the refused credential (not an expired deadline)', async () => {
+      const env = sampled('xyn_ssm_refused_sampled');
+      expect((await invokeNow(env)).error).toBeUndefined();
+      front.token = `Gw-Other-${randomBytes(6).toString('hex')}`;
+      secretsSeen.add(front.token);
+      const run = await invokeNow(env);
+      expect((run.error as Error).message).toMatch(/^xyn-metrics: 2 of 2 samples failed; first: push to .* failed after 1 attempt: HTTP 401/);
+      expect((run.error as Error).cause).toBeUndefined();
+      expect(ssm.requests).toHaveLength(2);
+      expect(logLines(run).map((l) => [l.level, l.msg])).toEqual([
+        ['error', 'tick failed'],
+        ['error', 'tick failed'],
+        ['warn', 'samples'],
+        ['warn', 'credentials refused; secrets unchanged in SSM'],
+      ]);
+      expectNoSecret(run);
+    });
+
+    it('when the refetch fails, the refused credential stays the error and the refetch error is its cause', async () => {
+      const env = sampled('xyn_ssm_refused_sampled_down');
+      expect((await invokeNow(env)).error).toBeUndefined();
+      front.token = `Gw-Other-${randomBytes(6).toString('hex')}`;
+      secretsSeen.add(front.token);
+      ssm.mode = 'access_denied';
+      const run = await invokeNow(env);
+      const error = run.error as Error & { cause?: Error & { what?: string } };
+      expect(error.message).toMatch(/^xyn-metrics: 2 of 2 samples failed; first: push to .* failed after 1 attempt: HTTP 401/);
+      expect(error.cause?.message).toMatch(/^xyn-metrics secrets unavailable: cannot read SSM parameters .*AccessDeniedException/);
+      expect(error.cause?.what).toBe('secrets unavailable');
+      expect(logLines(run).map((l) => [l.level, l.msg]).at(-1)).toEqual(['error', 'secrets unavailable']);
+      expectNoSecret(run);
+    });
   });
 
   it('a failure that is not a refused credential (database down) fails the tick without reading SSM again', async () => {

@@ -1,86 +1,16 @@
 /**
- * A real Prometheus Pushgateway per test file, on a free loopback port.
+ * A real Prometheus Pushgateway per test file (the launcher npm start uses
+ * too, scripts/support/pushgateway.ts), and reading its exposition text.
  * A missing binary fails the suite: CI installs Debian's prometheus-pushgateway.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { freePort, listensOn, waitForHttp } from '../../scripts/support/net';
+import { startPushgateway as launch, type Pushgateway } from '../../scripts/support/pushgateway';
 
-const CANDIDATES = [process.env.PUSHGATEWAY_BIN, '/usr/bin/prometheus-pushgateway', '/usr/local/bin/pushgateway'];
+export { pushgatewayBinary } from '../../scripts/support/pushgateway';
+export type TestPushgateway = Pushgateway;
 
-export function pushgatewayBinary(): string {
-  const found = CANDIDATES.find((p): p is string => !!p && existsSync(p));
-  if (!found) {
-    throw new Error('integration tests need a Pushgateway binary: apt-get install prometheus-pushgateway (or set PUSHGATEWAY_BIN)');
-  }
-  return found;
-}
-
-export interface TestPushgateway {
-  url: string;
-  port: number;
-  /** The raw exposition text the gateway serves to Prometheus. */
-  scrape(): Promise<string>;
-  /** Value of a sample line (name with labels, as in the exposition), within job's group. */
-  stop(): Promise<void>;
-  process: ChildProcess;
-}
-
-export async function startPushgateway(extraArgs: string[] = []): Promise<TestPushgateway> {
-  // A free port can be taken between picking and binding it; try a few.
-  let last: unknown;
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    try {
-      return await startPushgatewayOnce(extraArgs);
-    } catch (error) {
-      last = error;
-    }
-  }
-  throw last;
-}
-
-async function startPushgatewayOnce(extraArgs: string[]): Promise<TestPushgateway> {
-  const port = await freePort();
-  // --persistence.file= keeps it in memory: Debian's default file is shared by every gateway on the machine.
-  const persistence = extraArgs.some((a) => a.startsWith('--persistence.file')) ? [] : ['--persistence.file='];
-  const child = spawn(pushgatewayBinary(), [...persistence, `--web.listen-address=127.0.0.1:${port}`, ...extraArgs], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code) => reject(new Error(`exited with ${code}`))),
-    );
-    exited.catch(() => {});
-    await Promise.race([waitForHttp(`${url}/-/ready`, 10_000), exited]);
-    // Another process may have taken the port between freePort() and the bind: only our child holding the socket proves it is ours.
-    if (!listensOn(child.pid!, port)) throw new Error(`port ${port} is held by another process`);
-    const existing = await (await fetch(`${url}/api/v1/metrics`)).json() as { data?: unknown[] };
-    if ((existing.data ?? []).length > 0) throw new Error(`the gateway on port ${port} is not a fresh one`);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw new Error(`Pushgateway did not start: ${(error as Error).message}\n${stderr.slice(-2000)}`);
-  }
-  return {
-    url,
-    port,
-    process: child,
-    async scrape() {
-      const response = await fetch(`${url}/metrics`);
-      return response.text();
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+export function startPushgateway(extraArgs: string[] = []): Promise<TestPushgateway> {
+  return launch({ extraArgs });
 }
 
 /** Samples of `name` in the exposition text whose labels include `labels`. */
