@@ -107,7 +107,9 @@ interface Installed {
   scriptNode: string;
 }
 
-const work = mkdtempSync(path.join(tmpdir(), 'xyn-platforms-'));
+/** Made in beforeAll (so that a run that filters every test out leaves nothing), removed in afterAll. */
+let work: string;
+let installs: string;
 /**
  * Where the installs go. Three Node packages are some 500 MB in 7000 files, and
  * writing them is most of this test's time: into memory (/dev/shm) when it has
@@ -136,7 +138,6 @@ function alive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
-const installs = installRoot();
 const installed = new Map<string, Installed | Error>();
 let installSeconds = 0;
 
@@ -161,6 +162,8 @@ async function install(p: Platform): Promise<Installed> {
 }
 
 beforeAll(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'xyn-platforms-'));
+  installs = installRoot();
   const started = Date.now();
   await Promise.all(
     PLATFORMS.filter((p) => !isHost(p)).map((p) =>
@@ -177,8 +180,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(() => {
-  rmSync(installs, { recursive: true, force: true });
-  rmSync(work, { recursive: true, force: true });
+  for (const dir of [installs, work]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 for (const p of PLATFORMS) describe(`npm ci for ${label(p)}`, () => {
