@@ -16,7 +16,8 @@
 import type pg from 'pg';
 import { parseTableName } from '../../lib/config/identifiers';
 import type { TableName } from '../../lib/config/types';
-import { queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
+import { flowSql, queueSnapshotSql, snapshotBatch } from '../../lib/source/sql';
+import type { FlowConfig } from '../../lib/config/types';
 import { toQueueSnapshot, type QueueSnapshot } from '../../lib/source/snapshot';
 import { seedQueries } from './seed';
 
@@ -38,7 +39,7 @@ export interface PlanNode {
   [key: string]: unknown;
 }
 
-const BATCH = { statementTimeoutMs: 600_000, lockTimeoutMs: 2_000 };
+const BATCH = { budgetMs: 600_000, lockTimeoutMs: 2_000 };
 
 type Explained = [{ Plan: PlanNode; 'Planning Time'?: number; 'Execution Time'?: number }];
 
@@ -70,14 +71,26 @@ export async function explainCollector(
 ): Promise<ServerTime> {
   const name = typeof table === 'string' ? parseTableName(table) : table;
   const options = analyze ? 'ANALYZE, TIMING OFF, FORMAT JSON' : 'FORMAT JSON';
-  const batch = snapshotBatchSql([`EXPLAIN (${options}) ${collectorSql(name, estimateAbove)}`], BATCH);
+  const batch = snapshotBatch([`EXPLAIN (${options}) ${collectorSql(name, estimateAbove)}`], BATCH).sql;
   return serverTime(explainRows(await client.query(batch)));
 }
 
 /** EXPLAIN ANALYZE of a degraded tick's re-read: the alerting figures alone, no history part. */
 export async function explainAlerting(client: pg.Client, table: string): Promise<ServerTime> {
   const sql = queueSnapshotSql({ table: parseTableName(table), estimateAbove: undefined, history: false });
-  return serverTime(explainRows(await client.query(snapshotBatchSql([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`], BATCH))));
+  return serverTime(explainRows(await client.query(snapshotBatch([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`], BATCH).sql)));
+}
+
+/** The flow extra as the bench and the plan test read it: both columns of the seed schema, the default window. */
+export function benchFlow(windowSeconds = 300): FlowConfig {
+  return { startedColumn: { name: 'started_at', sql: '"started_at"' }, finishedColumn: { name: 'finished_at', sql: '"finished_at"' }, windowSeconds };
+}
+
+/** EXPLAIN (optionally without ANALYZE) of the flow SELECT, inside the tick's batch. */
+export async function explainFlow(client: pg.Client, table: string, flow: FlowConfig = benchFlow(), analyze = true): Promise<ServerTime> {
+  const options = analyze ? 'ANALYZE, TIMING OFF, FORMAT JSON' : 'FORMAT JSON';
+  const sql = flowSql(parseTableName(table), flow);
+  return serverTime(explainRows(await client.query(snapshotBatch([`EXPLAIN (${options}) ${sql}`], BATCH).sql)));
 }
 
 /** EXPLAIN ANALYZE of each of the seed's four queries, each on its own as the seed sends them. */
@@ -119,9 +132,12 @@ SELECT
   count(*) FILTER (WHERE status = 'QUEUED' AND run_at > now()) AS future,
   greatest(0, coalesce(extract(epoch FROM now() - min(queued_at) FILTER (
     WHERE status = 'QUEUED' AND (run_at <= now() OR run_at IS NULL))), 0))::float8 AS oldest_ready_seconds,
+  greatest(0, coalesce(extract(epoch FROM now() - min(CASE WHEN run_at IS NULL OR queued_at > run_at THEN queued_at ELSE run_at END) FILTER (
+    WHERE status = 'QUEUED' AND (run_at <= now() OR run_at IS NULL))), 0))::float8 AS oldest_due_seconds,
   count(*) FILTER (WHERE status = 'RUNNING') AS running,
   count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at < now()) AS expired_leases,
   count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at >= now()) AS active_leases,
+  count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at IS NULL) AS running_without_lease,
   (SELECT coalesce(json_agg(json_build_object('status', s, 'count', n, 'estimated', false) ORDER BY s), '[]')
      FROM (SELECT status::text AS s, count(*) AS n FROM ${t}
            WHERE status::text NOT IN ('QUEUED', 'RUNNING') GROUP BY status) g) AS terminal_statuses,
@@ -131,7 +147,6 @@ SELECT
 FROM ${t}`;
 }
 
-/** Run the collector's statement and the reference in one REPEATABLE READ transaction. */
 /** Largest relative error among the estimated statuses (0 when none is estimated). */
 export function largestEstimateError(actual: QueueSnapshot, reference: QueueSnapshot): { status: string; error: number } | undefined {
   const ref = new Map(reference.statuses.map((s) => [s.status, s.count]));
@@ -144,6 +159,10 @@ export function largestEstimateError(actual: QueueSnapshot, reference: QueueSnap
   return worst;
 }
 
+/** The bench's tables hold five statuses; no cap applies when they are compared. */
+const ALL_STATUSES = 200;
+
+/** Run the collector's statement and the reference in one REPEATABLE READ transaction. */
 export async function checkExactness(
   client: pg.Client,
   table: string,
@@ -152,9 +171,9 @@ export async function checkExactness(
   const name = parseTableName(table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    const collector = toQueueSnapshot((await client.query(collectorSql(name, estimateAbove))).rows[0] as Record<string, unknown>);
+    const collector = toQueueSnapshot((await client.query(collectorSql(name, estimateAbove))).rows[0] as Record<string, unknown>, ALL_STATUSES);
     await client.query('SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off');
-    const reference = toQueueSnapshot((await client.query(referenceSql(name))).rows[0] as Record<string, unknown>);
+    const reference = toQueueSnapshot((await client.query(referenceSql(name))).rows[0] as Record<string, unknown>, ALL_STATUSES);
     return { collector, reference };
   } finally {
     await client.query('COMMIT');
@@ -178,7 +197,7 @@ export function estimateAllowance(tableRows: number): number {
  */
 export function snapshotDifferences(actual: QueueSnapshot, reference: QueueSnapshot, allowance = 0): string[] {
   const out: string[] = [];
-  for (const key of ['dbNowSeconds', 'ready', 'future', 'oldestReadySeconds', 'expiredLeases', 'activeLeases'] as const) {
+  for (const key of ['dbNowSeconds', 'ready', 'future', 'oldestReadySeconds', 'oldestDueSeconds', 'expiredLeases', 'activeLeases', 'runningWithoutLease'] as const) {
     if (actual[key] !== reference[key]) out.push(`${key}: ${actual[key]} != ${reference[key]}`);
   }
   const ref = new Map(reference.statuses.map((s) => [s.status, s.count]));
