@@ -383,9 +383,11 @@ export function flowSql(table: TableName, { startedColumn, finishedColumn, windo
   }
   if (startedColumn) {
     const started = startedColumn.sql;
-    // A run started before it was due (re-queued, or taken early) waited 0; one with neither time has no wait.
+    // A run started before it was due (re-queued, or taken early) waited 0; one with neither time has
+    // no wait (greatest() skips NULLs, so the CASE keeps a NULL a NULL).
     ctes.push(`started AS (
-    SELECT greatest(0, extract(epoch FROM s.${started} - greatest(s.queued_at, s.run_at)))::float8 AS wait
+    SELECT CASE WHEN greatest(s.queued_at, s.run_at) IS NOT NULL
+                THEN greatest(0, extract(epoch FROM s.${started} - greatest(s.queued_at, s.run_at)))::float8 END AS wait
     FROM ${t} s
     WHERE s.${started} > ${since} AND s.${started} <= now()
   )`);
