@@ -34,8 +34,12 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Run promtool with `args` in `cwd`; never throws on a non-zero exit (the caller asserts). */
-export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 20_000): Promise<CommandResult> {
+/**
+ * Run promtool with `args` in `cwd`; never throws on a non-zero exit (the caller asserts).
+ * `timeoutMs` only stops a hung promtool: alerts.test.yml takes 6-8 s of CPU, 11-17 s
+ * of wall time on the shared 2-core machine, more when two test files run it at once.
+ */
+export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 60_000): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(promtoolBinary(), args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
     let stdout = '';
