@@ -9,7 +9,7 @@
  * a server restart, so the benchmark does not depend on it.
  *
  * The collector's statement is explained inside the very batch the tick sends
- * (snapshotBatchSql: same transaction mode and SET LOCALs), so the figure is
+ * (snapshotBatch: same transaction mode and SET LOCALs), so the figure is
  * for what production runs.
  */
 
@@ -18,6 +18,7 @@ import { parseTableName } from '../../lib/config/identifiers';
 import type { TableName } from '../../lib/config/types';
 import { flowSql, queueSnapshotSql, snapshotBatch } from '../../lib/source/sql';
 import type { FlowConfig } from '../../lib/config/types';
+import { toFlowSnapshot } from '../../lib/source/flow';
 import { toQueueSnapshot, type QueueSnapshot } from '../../lib/source/snapshot';
 import { seedQueries } from './seed';
 
@@ -100,6 +101,61 @@ export async function explainSeed(client: pg.Client, table: string): Promise<{ t
     perQueryMs.push(serverTime(explainRows(await client.query(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`))).totalMs);
   }
   return { totalMs: perQueryMs.reduce((a, b) => a + b, 0), perQueryMs };
+}
+
+/** EXPLAIN ANALYZE of the statement that gives a SELECT its share of the budget (one before each SELECT of the batch). */
+export async function explainBudgetStatement(client: pg.Client): Promise<ServerTime> {
+  const batch = snapshotBatch(['SELECT 1'], BATCH);
+  const budget = batch.sql.split(';\n')[batch.selectAt[0]! - 1]!;
+  return serverTime(explainRows(await client.query(snapshotBatch([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${budget}`], BATCH).sql)));
+}
+
+/** Runs started and finished within the last `windowSeconds` (what the flow SELECT reads). */
+export async function flowRows(client: pg.Client, table: string, windowSeconds: number): Promise<{ started: number; finished: number }> {
+  const t = parseTableName(table).sql;
+  const since = `now() - interval '${windowSeconds} seconds'`;
+  const { rows } = await client.query<{ started: string; finished: string }>(
+    `SELECT (SELECT count(*) FROM ${t} WHERE started_at > ${since} AND started_at <= now()) AS started,
+            (SELECT count(*) FROM ${t} WHERE finished_at > ${since} AND finished_at <= now()) AS finished`,
+  );
+  return { started: Number(rows[0]!.started), finished: Number(rows[0]!.finished) };
+}
+
+/**
+ * Where the flow SELECT's figures differ from a brute force over the whole
+ * table (index scans off, due computed without greatest()), in one snapshot.
+ */
+export async function checkFlow(client: pg.Client, table: string, flow: FlowConfig = benchFlow()): Promise<string[]> {
+  const name = parseTableName(table);
+  const t = name.sql;
+  const since = `now() - interval '${flow.windowSeconds} seconds'`;
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    const collected = toFlowSnapshot((await client.query(flowSql(name, flow))).rows[0] as Record<string, unknown>, flow, ALL_STATUSES);
+    await client.query('SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off');
+    const finished = await client.query<{ status: string; n: string }>(
+      `SELECT status::text AS status, count(*) AS n FROM ${t} WHERE finished_at > ${since} AND finished_at <= now() AND status::text NOT IN ('QUEUED', 'RUNNING') GROUP BY 1`,
+    );
+    const [started] = (
+      await client.query<{ n: string; p50: number | null; p90: number | null; p99: number | null }>(`
+        SELECT count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY w) AS p90, percentile_cont(0.99) WITHIN GROUP (ORDER BY w) AS p99
+        FROM (SELECT CASE WHEN queued_at IS NULL AND run_at IS NULL THEN NULL
+                          ELSE greatest(0, extract(epoch FROM started_at - CASE WHEN run_at IS NULL OR queued_at > run_at THEN queued_at ELSE run_at END)) END AS w
+              FROM ${t} WHERE started_at > ${since} AND started_at <= now()) s`)
+    ).rows;
+    const out: string[] = [];
+    const truth = new Map(finished.rows.map((r) => [r.status, Number(r.n)]));
+    for (const f of collected.finished ?? []) if (f.count !== (truth.get(f.status) ?? 0)) out.push(`finished ${f.status}: ${f.count} != ${truth.get(f.status) ?? 0}`);
+    if (collected.started !== Number(started!.n)) out.push(`started: ${collected.started} != ${started!.n}`);
+    for (const [q, value] of [['0.5', started!.p50], ['0.9', started!.p90], ['0.99', started!.p99]] as const) {
+      const got = collected.waitSeconds?.[q];
+      if (value === null ? got !== undefined : got === undefined || Math.abs(got - value) > 1e-6) out.push(`wait p${q}: ${got} != ${value}`);
+    }
+    return out;
+  } finally {
+    await client.query('COMMIT');
+  }
 }
 
 /** Every plan node, depth first. */
