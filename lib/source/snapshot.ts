@@ -110,8 +110,8 @@ export interface SnapshotConfig {
 
 /**
  * The whole snapshot from the rows the read got, by part (lib/source/sql.ts
- * tickSelects): the queue row is required; an extra is present when it is
- * configured and its row was read. `missing` names what a degraded read lacks.
+ * tickSelects): the queue row is required, and so is the row of every
+ * configured extra but those `missing` names (what a degraded read lacks).
  */
 export function buildSnapshot(
   rows: Partial<Record<ReadPart, Record<string, unknown>>>,
@@ -123,9 +123,11 @@ export function buildSnapshot(
     const configured = { flow: extras.flow, heartbeat: extras.heartbeat, blueprints: extras.blueprints }[part] !== undefined;
     if (rows[part] !== undefined && !configured) throw new SnapshotError(`the batch returned a ${part} row, but ${part} is not configured`);
   }
-  const workersAlive = extras.heartbeat && rows.heartbeat ? toWorkersAlive(rows.heartbeat) : undefined;
-  const blueprints = extras.blueprints && rows.blueprints ? toBlueprintSnapshot(rows.blueprints, extras.blueprints.topK) : undefined;
-  const flow = extras.flow && rows.flow ? toFlowSnapshot(rows.flow, extras.flow, statusTopK) : undefined;
+  // A configured extra not named missing must have its row: a SELECT that completed without one is a SnapshotError.
+  const read = (part: MissingPart) => !missing.includes(part);
+  const workersAlive = extras.heartbeat && read('heartbeat') ? toWorkersAlive(rows.heartbeat) : undefined;
+  const blueprints = extras.blueprints && read('blueprints') ? toBlueprintSnapshot(rows.blueprints, extras.blueprints.topK) : undefined;
+  const flow = extras.flow && read('flow') ? toFlowSnapshot(rows.flow, extras.flow, statusTopK) : undefined;
   const parts = [...new Set([...missing, ...(queue.terminalCountsMissing ? ['terminal_counts' as const] : [])])];
   return {
     ...queue,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { summarize } from '../../lib/runtime/tick-record';
-import { SnapshotError, toQueueSnapshot } from '../../lib/source/snapshot';
+import { parseConfig } from '../../lib/config/parse';
+import { buildSnapshot, SnapshotError, toQueueSnapshot } from '../../lib/source/snapshot';
 
 const row = (over: Record<string, unknown> = {}) => ({
   db_now_seconds: 1_800_000_000.5,
@@ -161,5 +162,28 @@ describe('summarize', () => {
       running_without_lease: 1,
       depth: { CANCELLED: 0, FAILED: 3, QUEUED: 7, RUNNING: 4, SUCCEEDED: 10 },
     });
+  });
+});
+
+describe('buildSnapshot', () => {
+  const extras = parseConfig(
+    { DATABASE_URL: 'postgresql://u:p@127.0.0.1/db', PUSH_DRY_RUN: 'true', HEARTBEAT_TABLE: 'hb', RUN_STARTED_COLUMN: 'started_at' },
+    { requireSink: false },
+  ).extras;
+  const flowRow = { finished_in_window: null, terminal_labels: null, started_in_window: '2', wait_p50: '1', wait_p90: '2', wait_p99: '3' };
+
+  it('has every configured extra, and an extra named missing is absent, with the degraded parts listed', () => {
+    const whole = buildSnapshot({ queue: row(), heartbeat: { workers_alive: '3' }, flow: flowRow }, { extras, statusTopK: 20 });
+    expect(whole).toMatchObject({ workersAlive: 3, flow: { started: 2 } });
+    expect(whole).not.toHaveProperty('missing');
+    const degraded = buildSnapshot({ queue: row({ terminal_statuses: null, enum_labels: null }), flow: flowRow }, { extras, statusTopK: 20 }, ['heartbeat']);
+    expect(degraded).not.toHaveProperty('workersAlive');
+    expect(degraded.missing).toEqual(['heartbeat', 'terminal_counts']);
+  });
+
+  it('refuses an extra whose SELECT completed without a row, and a row for an extra not configured', () => {
+    expect(() => buildSnapshot({ queue: row(), flow: flowRow }, { extras, statusTopK: 20 })).toThrow(/heartbeat query returned no row/);
+    expect(() => buildSnapshot({ queue: row(), heartbeat: { workers_alive: '1' }, flow: flowRow, blueprints: {} }, { extras, statusTopK: 20 })).toThrow(/blueprints is not configured/);
+    expect(() => buildSnapshot({ heartbeat: { workers_alive: '1' }, flow: flowRow }, { extras, statusTopK: 20 })).toThrow(/snapshot query returned no row/);
   });
 });
