@@ -156,14 +156,18 @@ COMMENT ON TABLE ${t} IS '${tag(spec)}';
 /**
  * The flow SELECT counts runs started and finished in the last minutes of the
  * database clock, and a reused table's times are those of the day it was
- * built. So before every run the newest terminal runs get fresh times: a
- * steady stream of FLOW_STREAM_PER_SECOND finishes up to now (each started 20 s
- * before it finished, after a wait of 0-89 s), over the last FLOW_STREAM_SECONDS.
+ * built. So on every use the newest terminal runs get fresh times: a steady
+ * stream of FLOW_STREAM_PER_SECOND finishes (each started 20 s before it
+ * finished, after a wait of 0-89 s) from an hour ago to FLOW_STREAM_AHEAD_SECONDS
+ * ahead: the times ahead enter the window as the clock reaches them, so every
+ * window up to an hour holds the same number of runs for as long as the
+ * measurements take (the window ends at now(); a time ahead is not read).
  * Busier than the tables' own history (a year of 1M or 10M runs is 0.03 or
  * 0.3 a second), so the flow's cost is measured at a busy queue's window.
  */
 export const FLOW_STREAM_PER_SECOND = 2;
-export const FLOW_STREAM_SECONDS = 2 * 3_600;
+export const FLOW_STREAM_AHEAD_SECONDS = 3_600;
+export const FLOW_STREAM_SECONDS = 3_600 + FLOW_STREAM_AHEAD_SECONDS;
 
 export function refreshFlowTimesSql(spec: DatasetSpec): string {
   const t = `"${spec.schema}"."runs"`;
@@ -174,7 +178,7 @@ WITH recent AS (
   FROM (SELECT id FROM ${t} WHERE id > ${Math.max(0, spec.rows - 4 * n)} AND status::text NOT IN ('QUEUED', 'RUNNING') ORDER BY id DESC LIMIT ${n}) newest
 ),
 times AS (
-  SELECT id, k, now() - (k::float8 / ${FLOW_STREAM_PER_SECOND}) * interval '1 second' AS finished FROM recent
+  SELECT id, k, now() + interval '${FLOW_STREAM_AHEAD_SECONDS} seconds' - (k::float8 / ${FLOW_STREAM_PER_SECOND}) * interval '1 second' AS finished FROM recent
 )
 UPDATE ${t} r
 SET finished_at = t.finished,
