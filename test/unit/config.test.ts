@@ -296,3 +296,21 @@ describe('parseConfig: remote write', () => {
     expect(configError({ PUSHGATEWAY_URL: undefined }, 'PUSHGATEWAY_URL')).toContain('REMOTE_WRITE_URL');
   });
 });
+
+describe('parseConfig: static labels never named like a metric\'s own label (issue 25)', () => {
+  it('refuses every label name a metric of the table carries, in PUSHGATEWAY_GROUPING and REMOTE_WRITE_LABELS', async () => {
+    const { METRIC_LABEL_NAMES } = await import('../../lib/metrics/definitions');
+    expect(METRIC_LABEL_NAMES).toEqual(expect.arrayContaining(['status', 'blueprint', 'quantile']));
+    for (const label of METRIC_LABEL_NAMES) {
+      const pushgateway = configError({ PUSHGATEWAY_GROUPING: `env=prod,${label}=prod` }, 'PUSHGATEWAY_GROUPING');
+      expect(pushgateway).toBe(
+        `PUSHGATEWAY_GROUPING label "${label}" is a label the metrics carry themselves (${METRIC_LABEL_NAMES.join(', ')}); choose another name, e.g. env or region`,
+      );
+      const remote = configError({ REMOTE_WRITE_URL: 'https://mimir.example/api/v1/push', REMOTE_WRITE_LABELS: `${label}=x` }, 'REMOTE_WRITE_LABELS');
+      expect(remote).toMatch(new RegExp(`^REMOTE_WRITE_LABELS label "${label}" is a label the metrics carry themselves`));
+    }
+    // Remote write falls back to the grouping labels: the same refusal, naming the variable that holds them.
+    expect(configError({ REMOTE_WRITE_URL: 'https://mimir.example/api/v1/push', PUSHGATEWAY_URL: '', PUSHGATEWAY_GROUPING: 'status=x' }, 'PUSHGATEWAY_GROUPING')).toMatch(/label "status"/);
+    expect(parse({ PUSHGATEWAY_GROUPING: 'env=prod,region=eu' }).sinks.pushgateway?.grouping).toEqual({ env: 'prod', region: 'eu' });
+  });
+});
