@@ -27,7 +27,7 @@ import path from 'node:path';
 import { ConfigError } from '../../lib/config/errors';
 import { parseConfig } from '../../lib/config/parse';
 import { withPlaceholders } from '../../lib/config/placeholders';
-import { choice, optionalInteger, text, type Env } from '../../lib/config/read';
+import { choice, integer, optionalInteger, text, type Env } from '../../lib/config/read';
 import {
   SETTING_NAMES,
   SETTINGS,
@@ -222,8 +222,8 @@ function remoteWriteWorkspace(settings: Env): string | undefined {
 
 /** Seconds Lambda lets collect run: one tick, or a whole schedule period when it samples several times. */
 function collectTimeoutSeconds(settings: Env): number {
-  const samples = read(() => optionalInteger(settings, 'SAMPLES_PER_INVOCATION')) ?? 1;
-  const period = read(() => optionalInteger(settings, 'SCHEDULE_PERIOD_SECONDS')) ?? 60;
+  const samples = read(() => integer(settings, 'SAMPLES_PER_INVOCATION'));
+  const period = read(() => integer(settings, 'SCHEDULE_PERIOD_SECONDS'));
   const derived = samples > 1 ? Math.min(period + SAMPLING_MARGIN_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS) : SINGLE_TICK_TIMEOUT_SECONDS;
   return read(() => optionalInteger(settings, 'COLLECT_TIMEOUT_SECONDS')) ?? derived;
 }
@@ -344,12 +344,12 @@ export function deploySettings(env: Env, at: DeployAt): DeploySettings {
 
   const collectTimeout = collectTimeoutSeconds(settings);
   const collectPlain = { ...plainSettingsOf(settings, 'collect'), ...caFiles };
-  const metricsTickMs = read(() => optionalInteger(settings, 'METRICS_TICK_TIMEOUT_MS'))!;
+  const metricsTickMs = read(() => integer(settings, 'METRICS_TICK_TIMEOUT_MS'));
   const metricsPlain = { ...plainSettingsOf(settings, 'metrics'), TICK_TIMEOUT_MS: String(metricsTickMs) };
   if (validate) {
     validateAsFunction(collectPlain, collectSecrets, 'collect', at.serviceDir, region);
-    if (read(() => optionalInteger(settings, 'SAMPLES_PER_INVOCATION'))! <= 1) {
-      checkTickFits('TICK_TIMEOUT_MS', read(() => optionalInteger(settings, 'TICK_TIMEOUT_MS'))!, 'collect', collectTimeout);
+    if (read(() => integer(settings, 'SAMPLES_PER_INVOCATION')) <= 1) {
+      checkTickFits('TICK_TIMEOUT_MS', read(() => integer(settings, 'TICK_TIMEOUT_MS')), 'collect', collectTimeout);
     }
     if (metricsEndpoint) {
       validateAsFunction(metricsPlain, metricsSecrets, 'metrics', at.serviceDir, region);
