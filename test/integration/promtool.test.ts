@@ -77,7 +77,8 @@ describe('monitoring rules under promtool', () => {
     expect(await readMonitoringFile('prometheus.yml')).toMatch(/^\s+honor_labels: true$/m);
   });
 
-  it('the promtool unit tests pass', async () => {
+  // promtool runs ~6 s of CPU; the bound covers a loaded machine (runPromtool, test/support/prometheus.ts).
+  it('the promtool unit tests pass', { timeout: 150_000 }, async () => {
     const result = await runPromtool(['test', 'rules', 'alerts.test.yml'], MONITORING_DIR);
     expect(result.stdout + result.stderr).toContain('SUCCESS');
     expect(result.code, result.stdout + result.stderr).toBe(0);
@@ -122,7 +123,7 @@ describe('monitoring rules under promtool', () => {
     expect(alerts).not.toContain('xyn_metrics"');
   });
 
-  describe('the unit tests can fail', () => {
+  describe('the unit tests can fail', { timeout: 150_000 }, () => {
     let dir: string;
     beforeAll(async () => {
       dir = await mkdtemp(path.join(tmpdir(), 'xyn-promtool-'));

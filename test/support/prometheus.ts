@@ -35,7 +35,13 @@ export interface CommandResult {
 }
 
 /** Run promtool with `args` in `cwd`; never throws on a non-zero exit (the caller asserts). */
-export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 20_000): Promise<CommandResult> {
+/**
+ * promtool, killed after `timeoutMs` (a hang must not hold the suite). The unit
+ * tests take about 6 s of CPU on a quiet machine; a loaded one (seen: load 19 on
+ * 2 cores) stretched them past 20 s, so the bound is generous and a kill is said
+ * as such rather than read as a failing rule.
+ */
+export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 120_000): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(promtoolBinary(), args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
     let stdout = '';
@@ -43,7 +49,9 @@ export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 20_000):
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code, signal) =>
+      resolve({ code, stdout, stderr: signal ? `${stderr}\npromtool ${args.join(' ')} was killed (${signal}) after ${timeoutMs / 1000} s` : stderr }),
+    );
   });
 }
 
