@@ -1,11 +1,14 @@
 /**
  * The deployed artifact: package it exactly as a deploy does (scripts/deploy/package.sh,
  * i.e. serverless package with serverless-esbuild), measure the zip, and time
- * the cold-start cost of loading the bundled handler in fresh Node processes.
+ * the cold-start cost of loading the bundled handler in fresh Node processes;
+ * and (measureSecretColdStart) the cold start of a first invocation whose
+ * DATABASE_URL comes from SSM, for one or more packaged variants side by side.
  */
 
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
@@ -164,5 +167,197 @@ export function measureColdStart(zipPath: string, runs: number): ColdStart {
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Median, quartiles and range of a set of timings (nearest-rank quartiles). */
+export interface Spread {
+  runs: number;
+  median: number;
+  p25: number;
+  p75: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+  return { runs: sorted.length, median: median(sorted), p25: rank(0.25), p75: rank(0.75), min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}
+
+/** One packaged bundle to time. */
+export interface SecretReadVariant {
+  label: string;
+  zipPath: string;
+  /**
+   * A node_modules directory linked in beside the unzipped bundle, for a
+   * variant that loads the AWS SDK at run time (import('@aws-sdk/client-ssm')):
+   * where Lambda's runtime would have it. Undefined: the bundle alone.
+   */
+  modules?: string;
+}
+
+export interface SecretColdStartResult {
+  label: string;
+  /** Whether the bundle names @aws-sdk/client-ssm (loads the SDK at run time). */
+  loadsSdk: boolean;
+  /** Spawn to exit of `node -e "require('./functions/collect.cjs')"`: process start + require (Lambda's init). */
+  requireMs: Spread;
+  /** Spawn to the handler's first database connection, DATABASE_URL in the environment: no SSM. */
+  plainMs: Spread;
+  /** The same with DATABASE_URL_SSM_PARAMETER: process start + require + the first SSM read, then the connection. */
+  ssmMs: Spread;
+  /** Per round, ssm minus plain: what the secret read adds to the first invocation. */
+  readAddsMs: Spread;
+}
+
+export interface SecretColdStart {
+  runs: number;
+  /** Spawn to exit of a bare `node -e ""`. */
+  nodeMs: Spread;
+  variants: SecretColdStartResult[];
+}
+
+/** What the fresh process runs: the handler, once, with a scheduled event and a Lambda-like context. */
+const INVOKE_HANDLER =
+  `require('./${BUNDLE_PATH}').collect({ time: new Date().toISOString().replace(/\\.\\d{3}Z$/, 'Z'), source: 'aws.events', 'detail-type': 'Scheduled Event' },` +
+  ` { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 }).catch(() => {})`;
+
+/** A local SSM endpoint (test/support/ssm.ts checks every signature); the bench owns its lifetime. */
+export interface SsmEndpoint {
+  url: string;
+  env: Record<string, string>;
+  put(name: string, value: string): void;
+  /** Requests whose signature did not check out, so far. */
+  badSignatures(): number;
+  requests(): number;
+}
+
+/**
+ * A TCP listener standing in for the database: the first connection a
+ * process opens to it is the end of what is timed (by then the secrets were
+ * read and the configuration parsed). The socket is dropped at once.
+ */
+async function connectionMarker(): Promise<{ port: number; next(): Promise<number>; close(): Promise<void> }> {
+  let waiter: ((at: number) => void) | undefined;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    const at = performance.now();
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.destroy();
+    waiter?.(at);
+    waiter = undefined;
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    next: () => new Promise<number>((resolve) => (waiter = resolve)),
+    close: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), server.close(() => resolve()))),
+  };
+}
+
+/** Spawn `node -e code` in `dir` and time it to `until` (a connection to the marker, or the process's exit). */
+async function timedSpawn(dir: string, code: string, env: Record<string, string>, marker?: { next(): Promise<number> }): Promise<number> {
+  const connected = marker?.next();
+  const started = performance.now();
+  const child = spawn(process.execPath, ['-e', code], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
+  const exited = new Promise<number>((resolve) => child.once('exit', (status) => resolve(status === 0 ? performance.now() : Number.NaN)));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const end = await Promise.race([
+      connected ?? exited,
+      ...(connected ? [exited.then(() => Number.NaN)] : []),
+      new Promise<number>((resolve) => (timer = setTimeout(() => resolve(Number.NaN), 30_000))),
+    ]);
+    if (!Number.isFinite(end)) throw new Error(`node -e in ${dir} ended without ${connected ? 'connecting to the database' : 'success'}:\n${output.slice(-2000)}`);
+    return end - started;
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/**
+ * The first invocation's cold start with its DATABASE_URL in SSM, for each
+ * variant side by side: `runs` rounds, every measurement once per round in a
+ * rotating order (machine noise hits all alike), after one warm-up round (the
+ * OS file cache, as a deployed image has it). Each process gets only a
+ * Lambda-like environment (its credentials, region, NODE_PATH as Lambda sets
+ * it with the task root in place of /var/task, HOME in the task root so no
+ * ~/.aws is read) and AWS_ENDPOINT_URL_SSM pointing at `ssm`.
+ */
+export async function measureSecretColdStart(variants: SecretReadVariant[], runs: number, ssm: SsmEndpoint): Promise<SecretColdStart> {
+  const marker = await connectionMarker();
+  const dirs = variants.map((v) => {
+    const dir = unzipTo(v.zipPath);
+    if (v.modules) symlinkSync(v.modules, path.join(dir, 'node_modules'), 'dir');
+    return dir;
+  });
+  try {
+    const databaseUrl = `postgresql://bench:bench@127.0.0.1:${marker.port}/bench`;
+    const parameter = '/xyn-metrics/bench/database-url';
+    ssm.put(parameter, databaseUrl);
+    const lambdaEnv = (dir: string): Record<string, string> => ({
+      PATH: '/usr/local/bin:/usr/bin:/bin',
+      LANG: 'en_US.UTF-8',
+      TZ: ':UTC',
+      HOME: dir,
+      NODE_PATH: `/opt/nodejs/node24/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:${dir}`,
+      LAMBDA_TASK_ROOT: dir,
+      AWS_LAMBDA_FUNCTION_NAME: 'xyn-metrics-bench-collect',
+      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
+      ...ssm.env,
+      // Nowhere to push: the run is over at the database connection, before any push.
+      PUSHGATEWAY_URL: 'http://127.0.0.1:9/',
+      PUSHGATEWAY_JOB: 'xyn_bench_cold',
+    });
+    type Step = { key: string; run: () => Promise<number> };
+    const steps: Step[] = [{ key: 'node', run: () => timedSpawn(dirs[0]!, '', lambdaEnv(dirs[0]!)) }];
+    variants.forEach((_, i) => {
+      const dir = dirs[i]!;
+      steps.push(
+        { key: `${i}:require`, run: () => timedSpawn(dir, `require('./${BUNDLE_PATH}')`, lambdaEnv(dir)) },
+        { key: `${i}:plain`, run: () => timedSpawn(dir, INVOKE_HANDLER, { ...lambdaEnv(dir), DATABASE_URL: databaseUrl }, marker) },
+        { key: `${i}:ssm`, run: () => timedSpawn(dir, INVOKE_HANDLER, { ...lambdaEnv(dir), DATABASE_URL_SSM_PARAMETER: parameter }, marker) },
+      );
+    });
+    const times: Record<string, number[]> = Object.fromEntries(steps.map((s) => [s.key, []]));
+    for (const step of steps) await step.run(); // warm-up, not counted
+    for (let round = 0; round < runs; round++) {
+      for (let k = 0; k < steps.length; k++) {
+        const step = steps[(round + k) % steps.length]!;
+        times[step.key]!.push(await step.run());
+      }
+    }
+    if (ssm.badSignatures() > 0) throw new Error(`${ssm.badSignatures()} SSM request(s) failed the signature check`);
+    const expectedReads = variants.length * (runs + 1);
+    if (ssm.requests() !== expectedReads) throw new Error(`expected ${expectedReads} SSM requests, the endpoint saw ${ssm.requests()}`);
+    return {
+      runs,
+      nodeMs: spread(times.node!),
+      variants: variants.map((v, i) => {
+        const plain = times[`${i}:plain`]!;
+        const ssmTimes = times[`${i}:ssm`]!;
+        return {
+          label: v.label,
+          loadsSdk: readFileSync(path.join(dirs[i]!, BUNDLE_PATH), 'utf8').includes('@aws-sdk/client-ssm'),
+          requireMs: spread(times[`${i}:require`]!),
+          plainMs: spread(plain),
+          ssmMs: spread(ssmTimes),
+          readAddsMs: spread(ssmTimes.map((t, r) => t - plain[r]!)),
+        };
+      }),
+    };
+  } finally {
+    await marker.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
 }
