@@ -15,7 +15,8 @@
  * Raised from 120 KiB by a decision (issue 15): node-postgres is the TCP+TLS
  * transport for every non-Neon database (+26 KB compressed). What is left
  * is crossed by any further real dependency: PGlite ~145 KB, an AWS SDK v3
- * client far more (the runtime provides it). Size
+ * client far more (none is used: lib/runtime/ssm.ts signs its one SSM call
+ * with aws4, so the bundles need no node_modules, not even the runtime's). Size
  * matters because Lambda loads and parses the handler's whole bundle on every
  * cold start (docs/benchmarks.md has the cold-start figure).
  */
@@ -50,8 +51,6 @@ const FORBIDDEN = [
 ];
 /** ws tries these native accelerators in a try/catch; serverless.yml excludes them. */
 const OPTIONAL_NATIVE = ['bufferutil', 'utf-8-validate'];
-/** The nodejs24.x runtime provides the AWS SDK v3; serverless.yml excludes it (lib/runtime/secrets.ts loads it only when a secret comes from SSM). */
-const RUNTIME_PROVIDED = ['@aws-sdk/client-ssm'];
 
 const root = path.resolve(import.meta.dirname, '../..');
 let packaged: PackageResult;
@@ -81,6 +80,7 @@ async function metafileBuild(sources: string[]) {
     platform: 'node',
     format: 'cjs',
     outExtension: { '.js': '.cjs' },
+    // serverless.yml still excludes '@aws-sdk/*', as a guard: an SDK import would stay out of the bundle and fail the "requires nothing" test below.
     external: [...OPTIONAL_NATIVE, '@aws-sdk/*'],
     metafile: true,
     write: false,
@@ -112,11 +112,11 @@ describe('the deployed zips', () => {
     }
   });
 
-  it('requires nothing at run time but Node built-ins, ws\'s optional accelerators (inside a try) and the runtime\'s AWS SDK', () => {
+  it('requires nothing at run time but Node built-ins and ws\'s optional accelerators (inside a try): no AWS SDK, nothing from the runtime', () => {
     const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
     for (const entry of entries) {
       const required = new Set([...entry.data.toString('utf8').matchAll(/(?:require|import)\("([^"]+)"\)/g)].map((m) => m[1]!));
-      expect([...required].filter((m) => !builtins.has(m) && !OPTIONAL_NATIVE.includes(m) && !RUNTIME_PROVIDED.includes(m)), entry.name).toEqual([]);
+      expect([...required].filter((m) => !builtins.has(m) && !OPTIONAL_NATIVE.includes(m)), entry.name).toEqual([]);
     }
   });
 

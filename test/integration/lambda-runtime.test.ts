@@ -11,14 +11,14 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageFunction, unzipTo, type PackageResult } from '../../scripts/bench/cold';
 import { baseEnv, expectKnownQueue, pushTime, seedKnownQueue, startStack, type Stack } from '../support/faults';
 import { scheduledEvent } from '../support/lambda';
-import { RUNTIME_NODE, runtimeClient, startRuntimeApi, startRuntimeClient, type RuntimeApi, type RuntimeProcess } from '../support/lambda-runtime';
+import { lambdaNodePath, RUNTIME_NODE, runtimeClient, startRuntimeApi, startRuntimeClient, type RuntimeApi, type RuntimeProcess } from '../support/lambda-runtime';
 import { sample } from '../support/pushgateway';
 import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../support/ssm';
 import { selfSignedCertificate, startTlsFront, type Certificate, type TlsFront } from '../support/tls';
@@ -188,6 +188,11 @@ describe('a secret read from SSM (DATABASE_URL_SSM_PARAMETER), as a deployed fun
     await ssmContainer?.stop();
     await ssmApi?.close();
     await ssm?.close();
+  });
+
+  it('nothing to load but the bundle: NODE_PATH is Lambda\'s, and none of its directories exists here but the task root, which holds no node_modules', () => {
+    for (const dir of lambdaNodePath(taskRoot).split(':').filter((d) => d !== taskRoot)) expect(existsSync(dir), dir).toBe(false);
+    expect(existsSync(path.join(taskRoot, 'node_modules'))).toBe(false);
   });
 
   it('reads DATABASE_URL with one signed GetParameters call to the SSM endpoint, and the tick pushes the right gauges', async () => {

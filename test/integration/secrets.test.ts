@@ -1,8 +1,9 @@
 /**
- * Secrets read from SSM at run time (lib/runtime/secrets.ts) through the real AWS SDK
- * client, its requests SigV4-signed and checked, against a local endpoint that
- * speaks SSM's JSON protocol; the values used by a real tick against the test
- * PostgreSQL and a real Pushgateway behind a token-checking front.
+ * Secrets read from SSM at run time (lib/runtime/secrets.ts) through the
+ * project's own client (lib/runtime/ssm.ts, no AWS SDK), its requests SigV4-signed
+ * and checked, against a local endpoint that speaks SSM's JSON protocol; the
+ * values used by a real tick against the test PostgreSQL and a real Pushgateway
+ * behind a token-checking front.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -123,7 +124,7 @@ function expectSecretsFailure(run: Invocation, cause: RegExp, budgetMs: number):
   expectNoSecret(run);
 }
 
-describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protocol)', () => {
+describe('secrets from SSM at run time (lib/runtime/ssm.ts, SigV4, SSM JSON protocol)', () => {
   it('reads DATABASE_URL and the gateway token in one signed, decrypted GetParameters call, and the tick uses them', async () => {
     const run = await invokeCollect(deployedEnv('xyn_ssm_values'));
     expectOk(run);
