@@ -198,31 +198,51 @@ export interface SecretReadVariant {
   modules?: string;
 }
 
+/** One measurement over the rounds: wall time on the parent's clock from the spawn, and the process's own CPU time. */
+export interface Timing {
+  wallMs: Spread;
+  cpuMs: Spread;
+}
+
 export interface SecretColdStartResult {
   label: string;
   /** Whether the bundle names @aws-sdk/client-ssm (loads the SDK at run time). */
   loadsSdk: boolean;
-  /** Spawn to exit of `node -e "require('./functions/collect.cjs')"`: process start + require (Lambda's init). */
-  requireMs: Spread;
-  /** Spawn to the handler's first database connection, DATABASE_URL in the environment: no SSM. */
-  plainMs: Spread;
+  /** `node -e "require('./functions/collect.cjs')"` to the end of the require: process start + require (Lambda's init). */
+  require: Timing;
+  /** To the handler's first database connection, DATABASE_URL in the environment: no SSM. */
+  plain: Timing;
   /** The same with DATABASE_URL_SSM_PARAMETER: process start + require + the first SSM read, then the connection. */
-  ssmMs: Spread;
+  ssm: Timing;
   /** Per round, ssm minus plain: what the secret read adds to the first invocation. */
-  readAddsMs: Spread;
+  readAdds: Timing;
 }
 
 export interface SecretColdStart {
   runs: number;
-  /** Spawn to exit of a bare `node -e ""`. */
-  nodeMs: Spread;
+  /** A bare `node -e` to its first statement. */
+  node: Timing;
   variants: SecretColdStartResult[];
 }
 
-/** What the fresh process runs: the handler, once, with a scheduled event and a Lambda-like context. */
+const MARK = 'XYN_BENCH_MARK ';
+/** Written by the timed process when it reaches the point timed: its CPU time so far (user + system, every thread). */
+const WRITE_MARK = `const u = process.cpuUsage(); process.stdout.write('${MARK}' + JSON.stringify({ cpuMs: (u.user + u.system) / 1000 }) + '\\n');`;
+/**
+ * The handler, once, with a scheduled event and a Lambda-like context; the
+ * mark is written when the process first calls connect() towards the stand-in
+ * database (XYN_BENCH_DB_PORT): by then the secrets are read and the
+ * configuration parsed. Only net.Socket's connect is wrapped (node-postgres
+ * connects with it), nothing of the bundle.
+ */
 const INVOKE_HANDLER =
-  `require('./${BUNDLE_PATH}').collect({ time: new Date().toISOString().replace(/\\.\\d{3}Z$/, 'Z'), source: 'aws.events', 'detail-type': 'Scheduled Event' },` +
-  ` { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 }).catch(() => {})`;
+  `const net = require('node:net'); const port = Number(process.env.XYN_BENCH_DB_PORT); const connect = net.Socket.prototype.connect; let marked = false;` +
+  ` net.Socket.prototype.connect = function (...args) { const first = Array.isArray(args[0]) ? args[0][0] : args[0];` +
+  ` if (!marked && Number(typeof first === 'object' && first !== null ? first.port : first) === port) { marked = true; ${WRITE_MARK} } return connect.apply(this, args); };` +
+  ` require('./${BUNDLE_PATH}').collect({ time: new Date().toISOString().replace(/\\.\\d{3}Z$/, 'Z'), source: 'aws.events', 'detail-type': 'Scheduled Event' },` +
+  ` { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 }).catch(() => {});`;
+const REQUIRE_BUNDLE = `require('./${BUNDLE_PATH}'); ${WRITE_MARK}`;
+const BARE_NODE = WRITE_MARK;
 
 /** A local SSM endpoint (test/support/ssm.ts checks every signature); the bench owns its lifetime. */
 export interface SsmEndpoint {
@@ -234,50 +254,42 @@ export interface SsmEndpoint {
   requests(): number;
 }
 
-/**
- * A TCP listener standing in for the database: the first connection a
- * process opens to it is the end of what is timed (by then the secrets were
- * read and the configuration parsed). The socket is dropped at once.
- */
-async function connectionMarker(): Promise<{ port: number; next(): Promise<number>; close(): Promise<void> }> {
-  let waiter: ((at: number) => void) | undefined;
+/** A TCP listener standing in for the database: it takes the connection and drops it. */
+async function standInDatabase(): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
-    const at = performance.now();
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     socket.destroy();
-    waiter?.(at);
-    waiter = undefined;
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
   return {
-    port,
-    next: () => new Promise<number>((resolve) => (waiter = resolve)),
+    port: (server.address() as { port: number }).port,
     close: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), server.close(() => resolve()))),
   };
 }
 
-/** Spawn `node -e code` in `dir` and time it to `until` (a connection to the marker, or the process's exit). */
-async function timedSpawn(dir: string, code: string, env: Record<string, string>, marker?: { next(): Promise<number> }): Promise<number> {
-  const connected = marker?.next();
+/** Spawn `node -e code` in `dir`, wait for its mark, then kill it: wall ms from the spawn to the mark, and its CPU ms. */
+async function timedSpawn(dir: string, code: string, env: Record<string, string>): Promise<{ wallMs: number; cpuMs: number }> {
   const started = performance.now();
   const child = spawn(process.execPath, ['-e', code], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
-  const exited = new Promise<number>((resolve) => child.once('exit', (status) => resolve(status === 0 ? performance.now() : Number.NaN)));
   let timer: NodeJS.Timeout | undefined;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
-    const end = await Promise.race([
-      connected ?? exited,
-      ...(connected ? [exited.then(() => Number.NaN)] : []),
-      new Promise<number>((resolve) => (timer = setTimeout(() => resolve(Number.NaN), 30_000))),
-    ]);
-    if (!Number.isFinite(end)) throw new Error(`node -e in ${dir} ended without ${connected ? 'connecting to the database' : 'success'}:\n${output.slice(-2000)}`);
-    return end - started;
+    return await new Promise<{ wallMs: number; cpuMs: number }>((resolve, reject) => {
+      const fail = (why: string) => reject(new Error(`node -e in ${dir} ${why} before its mark:\n${output.slice(-2000)}`));
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        const at = performance.now();
+        output += chunk;
+        const line = output.split('\n').find((l) => l.startsWith(MARK));
+        if (line) resolve({ wallMs: at - started, cpuMs: (JSON.parse(line.slice(MARK.length)) as { cpuMs: number }).cpuMs });
+      });
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      void exited.then(() => fail('exited'));
+      timer = setTimeout(() => fail('took 30 s'), 30_000);
+    });
   } finally {
     clearTimeout(timer);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -285,24 +297,31 @@ async function timedSpawn(dir: string, code: string, env: Record<string, string>
   }
 }
 
+function timing(values: { wallMs: number; cpuMs: number }[]): Timing {
+  return { wallMs: spread(values.map((v) => v.wallMs)), cpuMs: spread(values.map((v) => v.cpuMs)) };
+}
+
 /**
  * The first invocation's cold start with its DATABASE_URL in SSM, for each
  * variant side by side: `runs` rounds, every measurement once per round in a
  * rotating order (machine noise hits all alike), after one warm-up round (the
  * OS file cache, as a deployed image has it). Each process gets only a
- * Lambda-like environment (its credentials, region, NODE_PATH as Lambda sets
- * it with the task root in place of /var/task, HOME in the task root so no
- * ~/.aws is read) and AWS_ENDPOINT_URL_SSM pointing at `ssm`.
+ * Lambda-like environment (its credentials, region, NODE_PATH as Lambda sets it
+ * with the task root in place of /var/task, HOME in the task root so no ~/.aws
+ * is read) and AWS_ENDPOINT_URL_SSM pointing at `ssm`. Wall time is the
+ * parent's clock from the spawn to the process's mark; CPU time the process's
+ * own (process.cpuUsage, all threads), far less moved by other work on the
+ * machine than wall time.
  */
 export async function measureSecretColdStart(variants: SecretReadVariant[], runs: number, ssm: SsmEndpoint): Promise<SecretColdStart> {
-  const marker = await connectionMarker();
+  const database = await standInDatabase();
   const dirs = variants.map((v) => {
     const dir = unzipTo(v.zipPath);
     if (v.modules) symlinkSync(v.modules, path.join(dir, 'node_modules'), 'dir');
     return dir;
   });
   try {
-    const databaseUrl = `postgresql://bench:bench@127.0.0.1:${marker.port}/bench`;
+    const databaseUrl = `postgresql://bench:bench@127.0.0.1:${database.port}/bench`;
     const parameter = '/xyn-metrics/bench/database-url';
     ssm.put(parameter, databaseUrl);
     const lambdaEnv = (dir: string): Record<string, string> => ({
@@ -315,21 +334,22 @@ export async function measureSecretColdStart(variants: SecretReadVariant[], runs
       AWS_LAMBDA_FUNCTION_NAME: 'xyn-metrics-bench-collect',
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
       ...ssm.env,
-      // Nowhere to push: the run is over at the database connection, before any push.
+      // Nowhere to push: the process is stopped at the database connection, before any push.
       PUSHGATEWAY_URL: 'http://127.0.0.1:9/',
       PUSHGATEWAY_JOB: 'xyn_bench_cold',
+      XYN_BENCH_DB_PORT: String(database.port),
     });
-    type Step = { key: string; run: () => Promise<number> };
-    const steps: Step[] = [{ key: 'node', run: () => timedSpawn(dirs[0]!, '', lambdaEnv(dirs[0]!)) }];
+    type Step = { key: string; run: () => Promise<{ wallMs: number; cpuMs: number }> };
+    const steps: Step[] = [{ key: 'node', run: () => timedSpawn(dirs[0]!, BARE_NODE, lambdaEnv(dirs[0]!)) }];
     variants.forEach((_, i) => {
       const dir = dirs[i]!;
       steps.push(
-        { key: `${i}:require`, run: () => timedSpawn(dir, `require('./${BUNDLE_PATH}')`, lambdaEnv(dir)) },
-        { key: `${i}:plain`, run: () => timedSpawn(dir, INVOKE_HANDLER, { ...lambdaEnv(dir), DATABASE_URL: databaseUrl }, marker) },
-        { key: `${i}:ssm`, run: () => timedSpawn(dir, INVOKE_HANDLER, { ...lambdaEnv(dir), DATABASE_URL_SSM_PARAMETER: parameter }, marker) },
+        { key: `${i}:require`, run: () => timedSpawn(dir, REQUIRE_BUNDLE, lambdaEnv(dir)) },
+        { key: `${i}:plain`, run: () => timedSpawn(dir, INVOKE_HANDLER, { ...lambdaEnv(dir), DATABASE_URL: databaseUrl }) },
+        { key: `${i}:ssm`, run: () => timedSpawn(dir, INVOKE_HANDLER, { ...lambdaEnv(dir), DATABASE_URL_SSM_PARAMETER: parameter }) },
       );
     });
-    const times: Record<string, number[]> = Object.fromEntries(steps.map((s) => [s.key, []]));
+    const times: Record<string, { wallMs: number; cpuMs: number }[]> = Object.fromEntries(steps.map((s) => [s.key, []]));
     for (const step of steps) await step.run(); // warm-up, not counted
     for (let round = 0; round < runs; round++) {
       for (let k = 0; k < steps.length; k++) {
@@ -342,22 +362,22 @@ export async function measureSecretColdStart(variants: SecretReadVariant[], runs
     if (ssm.requests() !== expectedReads) throw new Error(`expected ${expectedReads} SSM requests, the endpoint saw ${ssm.requests()}`);
     return {
       runs,
-      nodeMs: spread(times.node!),
+      node: timing(times.node!),
       variants: variants.map((v, i) => {
         const plain = times[`${i}:plain`]!;
-        const ssmTimes = times[`${i}:ssm`]!;
+        const withSsm = times[`${i}:ssm`]!;
         return {
           label: v.label,
           loadsSdk: readFileSync(path.join(dirs[i]!, BUNDLE_PATH), 'utf8').includes('@aws-sdk/client-ssm'),
-          requireMs: spread(times[`${i}:require`]!),
-          plainMs: spread(plain),
-          ssmMs: spread(ssmTimes),
-          readAddsMs: spread(ssmTimes.map((t, r) => t - plain[r]!)),
+          require: timing(times[`${i}:require`]!),
+          plain: timing(plain),
+          ssm: timing(withSsm),
+          readAdds: timing(withSsm.map((t, r) => ({ wallMs: t.wallMs - plain[r]!.wallMs, cpuMs: t.cpuMs - plain[r]!.cpuMs }))),
         };
       }),
     };
   } finally {
-    await marker.close();
+    await database.close();
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
 }
