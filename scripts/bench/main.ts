@@ -23,7 +23,8 @@
  * package of another checkout (with its own node_modules; e.g. one that loads the AWS SDK) side
  * by side, --cold-runs rounds (default 21, at least 15). It rewrites only its own section of
  * docs/benchmarks.md (between its markers; a full run keeps that section) and saves its figures
- * in .tmp/bench-cold-secrets.json.
+ * in .tmp/bench-cold-secrets.json. The SDK variant of docs/benchmarks.md was main before issue 20:
+ *   git clone . /tmp/xyn-sdk-variant && git -C /tmp/xyn-sdk-variant checkout be071c8 && npm ci --prefix /tmp/xyn-sdk-variant
  *
  * Per size and data shape: (a) database time per tick measured on the server,
  * (b) end-to-end tick latency through the Neon driver, the bridge and a real
