@@ -1,16 +1,19 @@
 /**
  * SSM Parameter Store's GetParameters without the AWS SDK: one HTTPS POST in
  * SSM's JSON protocol (awsJson1_1), SigV4-signed with aws4 (the signer the
- * remote-write sink already bundles), on lib/sinks/http.ts (no keep-alive
- * agent, aborted when cut), so the bundle needs no node_modules at all and a
- * cold start loads no SDK.
+ * remote-write sink already bundles), on node:http(s) with no keep-alive agent
+ * and aborted when cut, so the bundle needs no node_modules at all and a cold
+ * start loads no SDK. The request is this file's own (post() below), not the
+ * sinks' lib/sinks/http.ts: the scrape function reads secrets too, and sends
+ * nothing else.
  *
  * - Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN,
  *   as Lambda sets them from the function's role (no profiles, no IMDS).
  * - Region: AWS_REGION. Endpoint: AWS_ENDPOINT_URL_SSM, else AWS_ENDPOINT_URL
  *   (the SDK's convention), else https://ssm.<region>.amazonaws.com/.
  * - Bounded by the deadline passed in, as a whole; one retry, within it, for a
- *   transient failure (throttling, 429, 5xx, a network error).
+ *   transient failure (throttling, 429, 5xx, a network error other than a TLS
+ *   certificate's).
  * - Errors carry AWS's error type as their name and its message
  *   (AccessDeniedException: User: … is not authorized …), as the SDK's did.
  *   No error or log ever holds a credential or a value: a 200's body is never
@@ -19,11 +22,12 @@
  *   the session token) and redacted of the credentials besides.
  */
 
+import http from 'node:http';
+import https from 'node:https';
 import aws4 from 'aws4';
 import type { Env } from '../config/parse';
 import { DeadlineError, sleep, withDeadline, type Deadline } from '../core/deadline';
 import { describeError, redact } from '../core/redact';
-import { httpRequest, isRetryableError, isRetryableStatus, type HttpResponse } from '../sinks/http';
 import type { ParameterValue } from './secrets';
 
 export const SSM_TARGET = 'AmazonSSM.GetParameters';
@@ -46,6 +50,36 @@ const THROTTLING = new Set([
   'RequestThrottled',
   'SlowDown',
 ]);
+
+interface Response {
+  status: number;
+  /** The first MAX_RESPONSE_BYTES of the body. */
+  body: string;
+  truncated: boolean;
+}
+
+/** One POST, no keep-alive agent (no socket outlives the call), torn down at once when `signal` aborts. */
+function post(url: URL, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const payload = Buffer.from(body);
+    const transport = url.protocol === 'https:' ? https : http;
+    const req = transport.request(url, { method: 'POST', headers: { ...headers, 'Content-Length': String(payload.length) }, agent: false, signal }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        if (size < MAX_RESPONSE_BYTES) chunks.push(chunk.subarray(0, MAX_RESPONSE_BYTES - size));
+        size += chunk.length;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), truncated: size > MAX_RESPONSE_BYTES }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+// A certificate that does not verify will not verify on a second attempt either (as lib/sinks/http.ts decides for the sinks).
+const TLS_CERTIFICATE_CODES = /^(ERR_TLS_CERT_ALTNAME_INVALID|CERT_[A-Z_]+|UNABLE_TO_[A-Z_]+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_SSL_[A-Z_]+|HOSTNAME_MISMATCH)$/;
 
 export interface GetParametersResult {
   found: ParameterValue[];
@@ -139,7 +173,7 @@ function awsMessage(raw: unknown, creds: Credentials): string | undefined {
 }
 
 /** An error answer (status outside 2xx) as an SsmError: AWS's `__type` and `message`/`Message`. */
-export function errorFromResponse(response: Pick<HttpResponse, 'status' | 'body'>, creds: Credentials): SsmError {
+export function errorFromResponse(response: Pick<Response, 'status' | 'body'>, creds: Credentials): SsmError {
   let parsed: unknown;
   try {
     parsed = JSON.parse(response.body);
@@ -159,7 +193,7 @@ export function errorFromResponse(response: Pick<HttpResponse, 'status' | 'body'
 }
 
 /** A 200's body as the result; never quoted in an error (it holds the values). */
-function resultFromResponse(response: HttpResponse): GetParametersResult {
+function resultFromResponse(response: Response): GetParametersResult {
   let parsed: unknown;
   try {
     parsed = response.truncated ? undefined : JSON.parse(response.body);
@@ -189,10 +223,11 @@ function resultFromResponse(response: HttpResponse): GetParametersResult {
   };
 }
 
-/** Whether a second attempt may succeed. */
+/** Whether a second attempt may succeed: throttling, 429 and 5xx, a network error that is not a TLS certificate's. */
 function transient(error: unknown): boolean {
-  if (error instanceof SsmError) return THROTTLING.has(error.type) || isRetryableStatus(error.status);
-  return isRetryableError(error);
+  if (error instanceof SsmError) return THROTTLING.has(error.type) || error.status === 429 || error.status >= 500;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return !(typeof code === 'string' && TLS_CERTIFICATE_CODES.test(code));
 }
 
 export interface GetParametersOptions {
@@ -217,14 +252,7 @@ export async function getParameters(names: string[], deadline: Deadline, options
   const attempts = async (): Promise<GetParametersResult> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const response = await httpRequest({
-          method: 'POST',
-          url: url.toString(),
-          headers: signedRequest(url, region, creds, body, options.now?.()),
-          body,
-          signal: abort.signal,
-          maxBodyBytes: MAX_RESPONSE_BYTES,
-        });
+        const response = await post(url, signedRequest(url, region, creds, body, options.now?.()), body, abort.signal);
         if (response.status < 200 || response.status > 299) throw errorFromResponse(response, creds);
         return resultFromResponse(response);
       } catch (error) {

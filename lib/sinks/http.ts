@@ -20,16 +20,12 @@ export interface HttpRequest {
   /** CA certificates (PEM) trusted for this https request instead of Node's bundled roots (a private CA). */
   ca?: string | Buffer;
   signal?: AbortSignal;
-  /** How much of the response body to keep (default MAX_BODY_BYTES: error bodies are short). */
-  maxBodyBytes?: number;
 }
 
 export interface HttpResponse {
   status: number;
-  /** The first MAX_BODY_BYTES (or maxBodyBytes) of the body, as text (error bodies are short). */
+  /** The first MAX_BODY_BYTES of the body, as text (error bodies are short). */
   body: string;
-  /** Whether the body was longer than what was kept. */
-  truncated: boolean;
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -70,7 +66,6 @@ export function httpRequest(request: HttpRequest): Promise<HttpResponse> {
     const url = new URL(request.url);
     const transport = url.protocol === 'https:' ? https : http;
     const body = request.body === undefined ? undefined : Buffer.from(request.body);
-    const maxBodyBytes = request.maxBodyBytes ?? MAX_BODY_BYTES;
     const req = transport.request(
       url,
       {
@@ -84,10 +79,10 @@ export function httpRequest(request: HttpRequest): Promise<HttpResponse> {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
-          if (size < maxBodyBytes) chunks.push(chunk.subarray(0, maxBodyBytes - size));
+          if (size < MAX_BODY_BYTES) chunks.push(chunk.subarray(0, MAX_BODY_BYTES - size));
           size += chunk.length;
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), truncated: size > maxBodyBytes }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
       },
     );

@@ -7,11 +7,13 @@
  */
 
 import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deadlineIn } from '../../lib/core/deadline';
 import { getParameters, SsmError } from '../../lib/runtime/ssm';
 import { freePort, listenOnLoopback, type LoopbackListener } from '../../scripts/support/net';
 import { awsEnv, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN } from '../support/ssm';
+import { selfSignedCertificate } from '../support/tls';
 
 type Answer = { status: number; body: string } | 'reset' | 'hang';
 
@@ -125,6 +127,29 @@ describe('getParameters on the wire', () => {
     expect(error.message).toMatch(/ECONNREFUSED.*\(after 2 attempts\)$/);
   });
 
+  it('an https endpoint whose certificate does not verify is tried once', async () => {
+    const certificate = selfSignedCertificate('IP:127.0.0.1');
+    let requests = 0;
+    const server = createHttpsServer({ key: certificate.key, cert: certificate.cert }, (_req, res) => {
+      requests += 1;
+      res.end('{}');
+    });
+    const tls = await listenOnLoopback(server);
+    try {
+      let attempts = 0;
+      server.on('secureConnection', () => (attempts += 1));
+      server.on('tlsClientError', () => (attempts += 1));
+      const error = await failure(getParameters(['/a'], deadlineIn(5_000), { env: awsEnv(`https://127.0.0.1:${tls.port}`) }));
+      expect((error as { code?: string }).code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
+      expect(error.message).not.toMatch(/after 2 attempts/);
+      await expect.poll(() => attempts, { timeout: 2_000 }).toBe(1);
+      expect(requests).toBe(0);
+    } finally {
+      await tls.close();
+      certificate.dispose();
+    }
+  });
+
   it('an endpoint that never answers is cut at the deadline, and its socket closed', async () => {
     script.push('hang');
     const started = Date.now();
@@ -142,7 +167,7 @@ describe('getParameters on the wire', () => {
     expect(seen).toHaveLength(1);
   });
 
-  it('reads an answer larger than the sinks\' 64 KiB error-body cap (ten 8 KB advanced parameters)', async () => {
+  it('reads a large answer whole (ten 8 KB advanced parameters, beyond the sinks\' 64 KiB error-body cap)', async () => {
     const parameters = Array.from({ length: 10 }, (_, i) => ({ Name: `/big/${i}`, Value: String(i).repeat(8 * 1024) }));
     script.push(ok(parameters));
     const result = await getParameters(parameters.map((p) => p.Name), deadlineIn(5_000), { env: env() });
