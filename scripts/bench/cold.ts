@@ -210,7 +210,7 @@ export interface SecretColdStartResult {
   loadsSdk: boolean;
   /** `node -e "require('./functions/collect.cjs')"` to the end of the require: process start + require (Lambda's init). */
   require: Timing;
-  /** To the handler's first database connection, DATABASE_URL in the environment: no SSM. */
+  /** To the handler's database connection (TCP established), DATABASE_URL in the environment: no SSM. */
   plain: Timing;
   /** The same with DATABASE_URL_SSM_PARAMETER: process start + require + the first SSM read, then the connection. */
   ssm: Timing;
@@ -230,15 +230,17 @@ const MARK = 'XYN_BENCH_MARK ';
 const WRITE_MARK = `const u = process.cpuUsage(); process.stdout.write('${MARK}' + JSON.stringify({ cpuMs: (u.user + u.system) / 1000 }) + '\\n');`;
 /**
  * The handler, once, with a scheduled event and a Lambda-like context; the
- * mark is written when the process first calls connect() towards the stand-in
- * database (XYN_BENCH_DB_PORT): by then the secrets are read and the
- * configuration parsed. Only net.Socket's connect is wrapped (node-postgres
- * connects with it), nothing of the bundle.
+ * mark is written when the process's first TCP connection to the stand-in
+ * database (XYN_BENCH_DB_PORT) is established: by then the secrets are read and
+ * the configuration parsed, and either way the process has set up its first
+ * outbound connection (which the SSM read would otherwise be charged for).
+ * Only net.Socket's connect is wrapped (node-postgres connects with it),
+ * nothing of the bundle.
  */
 const INVOKE_HANDLER =
   `const net = require('node:net'); const port = Number(process.env.XYN_BENCH_DB_PORT); const connect = net.Socket.prototype.connect; let marked = false;` +
   ` net.Socket.prototype.connect = function (...args) { const first = Array.isArray(args[0]) ? args[0][0] : args[0];` +
-  ` if (!marked && Number(typeof first === 'object' && first !== null ? first.port : first) === port) { marked = true; ${WRITE_MARK} } return connect.apply(this, args); };` +
+  ` if (!marked && Number(typeof first === 'object' && first !== null ? first.port : first) === port) { marked = true; this.once('connect', () => { ${WRITE_MARK} }); } return connect.apply(this, args); };` +
   ` require('./${BUNDLE_PATH}').collect({ time: new Date().toISOString().replace(/\\.\\d{3}Z$/, 'Z'), source: 'aws.events', 'detail-type': 'Scheduled Event' },` +
   ` { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 }).catch(() => {});`;
 const REQUIRE_BUNDLE = `require('./${BUNDLE_PATH}'); ${WRITE_MARK}`;
