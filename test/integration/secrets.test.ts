@@ -1,8 +1,9 @@
 /**
- * Secrets read from SSM at run time (lib/runtime/secrets.ts) through the real AWS SDK
- * client, its requests SigV4-signed and checked, against a local endpoint that
- * speaks SSM's JSON protocol; the values used by a real tick against the test
- * PostgreSQL and a real Pushgateway behind a token-checking front.
+ * Secrets read from SSM at run time (lib/runtime/secrets.ts) through the
+ * project's own client (lib/runtime/ssm.ts, no AWS SDK), its requests SigV4-signed
+ * and checked, against a local endpoint that speaks SSM's JSON protocol; the
+ * values used by a real tick against the test PostgreSQL and a real Pushgateway
+ * behind a token-checking front.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -27,7 +28,7 @@ import {
 import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
 import { freePort, listenOnLoopback } from '../../scripts/support/net';
 import { adminClient } from '../support/postgres';
-import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../support/ssm';
+import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../../scripts/support/ssm';
 
 const hex = randomBytes(4).toString('hex');
 const GATEWAY_TOKEN = `Gw-Token-${hex}-from-ssm`;
@@ -125,7 +126,7 @@ function expectSecretsFailure(run: Invocation, cause: RegExp, budgetMs: number):
   expectNoSecret(run);
 }
 
-describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protocol)', () => {
+describe('secrets from SSM at run time (lib/runtime/ssm.ts, SigV4, SSM JSON protocol)', () => {
   it('reads DATABASE_URL and the gateway token in one signed, decrypted GetParameters call, and the tick uses them', async () => {
     const run = await invokeCollect(deployedEnv('xyn_ssm_values'));
     expectOk(run);
