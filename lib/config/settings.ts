@@ -187,6 +187,10 @@ export const SETTINGS = {
     kind: 'integer', scope: 'run', readBy: both, default: 300, min: 0, max: 3_600,
     summary: 'how long a warm container reuses values read from SSM (0: every invocation); a refused credential rereads at once',
   },
+  SECRETS_STALE_SECONDS: {
+    kind: 'integer', scope: 'run', readBy: both, default: 3_600, min: 0, max: 86_400,
+    summary: 'when SSM cannot be read, a warm container keeps using a value it read this long ago at most, and logs a warning (0: never)',
+  },
 
   // ---------------------------------------------------------------- extras (docs/extras.md)
   METRICS_BEARER_TOKEN: {

@@ -37,9 +37,29 @@ const MAX_NAMES_PER_CALL = 10;
 // A parameter name (/a/b_c.d-e) or its ARN; names are not secrets and may be echoed.
 const PARAMETER_NAME = /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/[A-Za-z0-9_.\-/]+|[A-Za-z0-9_.\-/]{1,2048})$/;
 
-/** A secret that could not be read from SSM. The tick must fail: there is nothing to run with. */
+/**
+ * A secret that could not be read from SSM. The tick must fail; `resolved`
+ * holds what could be had (from the cache) and `missing` what could not, so the
+ * handler can still tell the sinks that need none of the missing ones.
+ */
 export class SecretsError extends Error {
   override name = 'SecretsError';
+  constructor(
+    message: string,
+    readonly missing: readonly SecretVariable[] = [],
+    readonly resolved: Env = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Values used past their refresh because SSM could not be read (a warning, not a failure). */
+export interface StaleSecrets {
+  variables: SecretVariable[];
+  /** Age of the oldest of them, seconds. */
+  oldestAgeSeconds: number;
+  /** Why the refresh failed. */
+  error: string;
 }
 
 /** Which variable each SSM parameter fills. */
@@ -64,6 +84,8 @@ export interface ResolveOptions {
   only?: readonly SecretVariable[];
   /** Keep these variables' cached values at least this many seconds, whatever SECRETS_CACHE_SECONDS says. */
   keepFor?: Partial<Record<SecretVariable, number>>;
+  /** Told when cached values are used past their refresh because SSM could not be read. */
+  onStale?: (stale: StaleSecrets) => void;
   now?: () => number;
   fetchParameters?: FetchParameters;
 }
@@ -168,14 +190,32 @@ export async function resolveSecrets(env: Env, deadline: Deadline, options: Reso
   const resolved: Env = { ...env };
   if (wanted.length === 0) return resolved;
 
+  const staleMaxMs = integer(env, 'SECRETS_STALE_SECONDS') * 1000;
   const now = (options.now ?? Date.now)();
-  const stale = wanted.filter((w) => {
+  const due = wanted.filter((w) => {
     const cached = cache.get(w.parameter);
     return options.refresh || cached === undefined || now - cached.fetchedAt >= maxAgeMs(w.variable);
   });
-  if (stale.length > 0) {
-    for (const w of stale) cache.delete(w.parameter);
-    await fetchInto(stale, deadline, options.fetchParameters ?? ssmGetParameters, now, env);
+  if (due.length > 0) {
+    try {
+      await fetchInto(due, deadline, options.fetchParameters ?? ssmGetParameters, now, env);
+    } catch (error) {
+      if (!(error instanceof SecretsError)) throw error;
+      // An outage must not blind a warm container at once: a value read not too long ago still serves,
+      // with a warning. Not after a refused credential (refresh): that value was just refused.
+      const usable = (w: SecretParameter) => {
+        const cached = cache.get(w.parameter);
+        return !options.refresh && cached !== undefined && now - cached.fetchedAt < staleMaxMs;
+      };
+      const missing = wanted.filter((w) => (due.includes(w) ? !usable(w) : false));
+      const have = wanted.filter((w) => !missing.includes(w) && (!options.refresh || !due.includes(w)));
+      const partial: Env = Object.fromEntries(have.map((w) => [w.variable, cache.get(w.parameter)!.value]));
+      if (missing.length > 0 || options.refresh) {
+        throw new SecretsError(error.message, (options.refresh ? due : missing).map((w) => w.variable), partial);
+      }
+      const ages = due.map((w) => now - cache.get(w.parameter)!.fetchedAt);
+      options.onStale?.({ variables: due.map((w) => w.variable), oldestAgeSeconds: Math.round(Math.max(...ages) / 1000), error: error.message });
+    }
   }
   for (const w of wanted) resolved[w.variable] = cache.get(w.parameter)!.value;
   return resolved;

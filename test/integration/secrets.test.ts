@@ -16,10 +16,12 @@ import { startAuthFront, type AuthFront } from '../support/auth-front';
 import {
   baseEnv,
   expectKnownQueue,
+  expectMarkedFailed,
   expectOk,
   invokeCollect,
   scramVerifier,
   seedKnownQueue,
+  sleep,
   startStack,
   waitFor,
   type Invocation,
@@ -205,6 +207,34 @@ describe('secrets from SSM at run time (lib/runtime/ssm.ts, SigV4, SSM JSON prot
     expect(run.elapsedMs).toBeGreaterThanOrEqual(1_400);
     // The cut request's socket is closed, not left to a warm container.
     await waitFor('the SSM connection to close', async () => (ssm.openConnections() === 0 ? true : undefined), 2_000);
+  });
+
+  it('an SSM outage in a warm container: the cached values serve, with a warning, and the tick pushes (issue 20)', async () => {
+    const env = deployedEnv('xyn_ssm_outage_warm', { SECRETS_CACHE_SECONDS: '1' });
+    expectOk(await invokeCollect(env));
+    await sleep(1_100);
+    ssm.mode = 'access_denied';
+    const run = await invokeCollect(env);
+    expectOk(run);
+    expect(ssm.requests).toHaveLength(2);
+    const [warning, tick] = logLines(run);
+    expect(warning).toMatchObject({ level: 'warn', msg: 'secrets stale: SSM could not be read, cached values used', variables: ['DATABASE_URL', 'PUSHGATEWAY_TOKEN'] });
+    expect(warning!.error).toMatch(/AccessDeniedException/);
+    expect(tick).toMatchObject({ msg: 'tick', outcome: 'ok' });
+    expectKnownQueue(await stack.gateway.scrape(), 'xyn_ssm_outage_warm');
+    expectNoSecret(run);
+  });
+
+  it('no secret to be had: xyn_collector_up 0 goes to a gateway that needs none of them, replacing the old figures (issue 20)', async () => {
+    const env = deployedEnv('xyn_ssm_outage_cold', { PUSHGATEWAY_URL: stack.gateway.url, PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined });
+    expectOk(await invokeCollect(env));
+    expectKnownQueue(await stack.gateway.scrape(), 'xyn_ssm_outage_cold');
+    clearSecretsCache(); // a new container
+    ssm.mode = 'access_denied';
+    const run = await invokeCollect(env);
+    expectSecretsFailure(run, /AccessDeniedException/, 10_000);
+    expect(logLines(run)[0]).toMatchObject({ down_pushed_to: [`${stack.gateway.url}/metrics/job/xyn_ssm_outage_cold`] });
+    expectMarkedFailed(await stack.gateway.scrape(), 'xyn_ssm_outage_cold');
   });
 
   it('caches values for SECRETS_CACHE_SECONDS, then reads them again', async () => {

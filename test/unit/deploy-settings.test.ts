@@ -195,6 +195,7 @@ describe('deploy settings from the settings table (issue 19)', () => {
     PUSH_RETRIES: '1',
     MAX_EVENT_AGE_SECONDS: '120',
     SECRETS_CACHE_SECONDS: '120',
+    SECRETS_STALE_SECONDS: '1800',
     SAMPLES_PER_INVOCATION: '1',
     SCHEDULE_PERIOD_SECONDS: '60',
     HEARTBEAT_TABLE: 'xyn.heartbeats',
