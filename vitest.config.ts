@@ -1,9 +1,32 @@
 import { defineConfig } from 'vitest/config';
+import { matrixEnabled, matrixMajors, matrixProjectName } from './scripts/support/postgres-matrix.js';
+
+/**
+ * The files that talk to PostgreSQL in ways that differ between majors: the
+ * snapshot SQL on the exact and the estimate path, enum and text status
+ * columns, the degraded read, worker liveness and per-blueprint SQL, the
+ * least-privilege script, TLS, PgBouncer, and the server launcher itself. Each
+ * runs once more per major of the version matrix (scripts/support/postgres-matrix.ts),
+ * as project `postgres-<major>`; every file runs against the primary server
+ * as project `primary`.
+ */
+export const DATABASE_TESTS = [
+  'test/integration/postgres-server.test.ts',
+  'test/integration/collect.test.ts',
+  'test/integration/estimate.test.ts',
+  'test/integration/plan.test.ts',
+  'test/integration/faults-data.test.ts',
+  'test/integration/degraded.test.ts',
+  'test/integration/workers.test.ts',
+  'test/integration/blueprints.test.ts',
+  'test/integration/security.test.ts',
+  'test/integration/database-tls.test.ts',
+  'test/integration/pgbouncer.test.ts',
+];
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // A throw-away PostgreSQL when TEST_DATABASE_URL is unset (npm test's scripts/test/main.ts sets it).
+    // Started per project with a file to run: the primary PostgreSQL, or a matrix major's (npm test starts them all first).
     globalSetup: ['test/global-setup.ts'],
     // Integration tests start real servers; their own deadlines are asserted inside.
     testTimeout: 60_000,
@@ -13,5 +36,17 @@ export default defineConfig({
     // A skipped test hides a missing service; CI must see every test run.
     allowOnly: false,
     passWithNoTests: false,
+    projects: [
+      { extends: true, test: { name: 'primary', include: ['test/**/*.test.ts'] } },
+      ...(matrixEnabled() ? matrixMajors() : []).map((major) => ({
+        extends: true as const,
+        test: {
+          name: matrixProjectName(major),
+          include: DATABASE_TESTS,
+          env: { XYN_TEST_POSTGRES_MAJOR: String(major) },
+          setupFiles: ['test/support/postgres-major.ts'],
+        },
+      })),
+    ],
   },
 });
