@@ -11,7 +11,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { matrixBinDir, matrixMajors } from '../../scripts/support/postgres-matrix';
-import { settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
+import { postgresBinDir, settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
 import { ADMIN_URL } from '../support/postgres';
 
 function portAnswers(port: number): Promise<boolean> {
@@ -58,25 +58,23 @@ describe('startPostgresServer', () => {
     }
   });
 
-  it('the servers of this project are the major it is named for: the run\'s, and one a test starts', async () => {
-    const majorOf = async (url: string) => {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        return Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10_000);
-      } finally {
-        await client.end();
-      }
-    };
-    // postgres-<major> projects set it (vitest.config.ts); the primary project runs whatever the run's server is.
-    const expected = process.env.XYN_TEST_POSTGRES_MAJOR ? Number(process.env.XYN_TEST_POSTGRES_MAJOR) : await majorOf(ADMIN_URL);
-    expect(expected).toBeGreaterThanOrEqual(13);
-    expect(await majorOf(ADMIN_URL)).toBe(expected);
-    const own = await startPostgresServer();
+  it('the servers of this project are the major it is named for: the run\'s, and the binaries a test starts one from', async () => {
+    const client = new pg.Client({ connectionString: ADMIN_URL });
+    await client.connect();
+    let running: number;
     try {
-      expect(await majorOf(own.url)).toBe(expected);
+      running = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10_000);
     } finally {
-      await own.stop();
+      await client.end();
+    }
+    expect(running).toBeGreaterThanOrEqual(13);
+    // postgres-<major> projects set it (vitest.config.ts); the primary project runs whatever the run's server is.
+    const major = process.env.XYN_TEST_POSTGRES_MAJOR;
+    if (major !== undefined) {
+      expect(running).toBe(Number(major));
+      // database-tls.test.ts's own server comes from PG_BIN: the same major.
+      const version = spawnSync(path.join(postgresBinDir()!, 'postgres'), ['--version'], { encoding: 'utf8' });
+      expect(version.stdout, version.stderr).toMatch(new RegExp(`\\(PostgreSQL\\) ${major}\\.`));
     }
   });
 
