@@ -64,7 +64,7 @@
 -- with STATUS_ESTIMATE_ABOVE). Every role can read those by default; pg_stats
 -- shows only columns the role may SELECT. No grant is needed for them.
 --
--- Tested (test/integration/security.test.ts) on every PostgreSQL major npm
+-- Tested (test/integration/least-privilege.test.ts) on every PostgreSQL major npm
 -- test runs, run by a superuser and by a CREATEROLE admin that is not one.
 
 \set ON_ERROR_STOP on
