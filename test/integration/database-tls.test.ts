@@ -214,7 +214,7 @@ describe('channel_binding, against a man in the middle holding a certificate the
   });
 
   it('require, and prefer (the default), bind SCRAM to the TLS session: the server refuses the relayed login, the query never goes', async () => {
-    for (const params of [{ channel_binding: 'require' }, {}]) {
+    for (const params of [{ channel_binding: 'require' }, {}] as Record<string, string>[]) {
       const before = mitm.clientBytes().length;
       const run = await tick(intercepted(params, SCRAM_USER));
       expect(message(run), JSON.stringify(params)).toMatch(/SCRAM channel binding check failed/);
