@@ -63,6 +63,14 @@ export const SETTINGS = {
     kind: 'flag', scope: 'run', readBy: both, default: false,
     summary: 'explicit opt-in to reach a non-loopback database without TLS (sslmode=disable/allow/prefer); every tick then logs it',
   },
+  DATABASE_IAM_AUTH: {
+    kind: 'flag', scope: 'run', readBy: both, default: false,
+    summary: 'true: RDS IAM database authentication, a token signed with the function\'s role credentials for each connection instead of a password (DATABASE_URL without one, sslmode=verify-full)',
+  },
+  DATABASE_IAM_REGION: {
+    kind: 'text', scope: 'run', readBy: both, defaultText: 'AWS_REGION',
+    summary: 'the database\'s region, for its IAM token',
+  },
   RUNS_TABLE: {
     kind: 'identifier', scope: 'run', readBy: both, default: 'runs',
     summary: 'table or schema.table; validated and quoted as an identifier',
@@ -270,6 +278,15 @@ export const SETTINGS = {
   DATABASE_CA_FILE: {
     kind: 'file', scope: 'deploy', readBy: none,
     summary: 'a PEM bundle inside the project for the database\'s CA (e.g. RDS\'s), shipped in both zips, for sslrootcert=/var/task/<path> in DATABASE_URL',
+  },
+
+  DATABASE_IAM_RESOURCE_ID: {
+    kind: 'text', scope: 'deploy', readBy: none,
+    summary: 'with DATABASE_IAM_AUTH=true: the database\'s resource id (DbiResourceId db-…, an Aurora cluster\'s cluster-…, or an RDS Proxy\'s prx-…) in the rds-db:connect ARN',
+  },
+  DATABASE_IAM_USER: {
+    kind: 'text', scope: 'deploy', readBy: none,
+    summary: 'with DATABASE_IAM_AUTH=true: the database user the role may connect as (rds-db:connect on exactly that user); DATABASE_URL\'s user must be the same',
   },
 
   // ---------------------------------------------------------------- local tooling (npm start)

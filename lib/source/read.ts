@@ -8,7 +8,7 @@
 
 import type { DatabaseConfig, ExtrasConfig } from '../config/types';
 import type { Deadline } from '../core/deadline';
-import { openDatabase } from './connection';
+import { openDatabase, type OpenOptions } from './connection';
 import { buildSnapshot, type QueueSnapshot } from './snapshot';
 import { degradedBatchSql, snapshotBatchSql, tickSelects } from './sql';
 
@@ -37,13 +37,15 @@ export interface QueueRead {
 
 /**
  * `deadline` bounds connect, statements and close; `onClosed` learns whether
- * the close had to be cut.
+ * the close had to be cut; `open` is how the connection is opened (it tells
+ * of the secrets it makes).
  */
 export async function readQueueSnapshot(
   database: DatabaseConfig,
   extras: ExtrasConfig,
   deadline: Deadline,
   onClosed?: (closed: { forced: boolean }) => void,
+  open: OpenOptions = {},
 ): Promise<QueueRead> {
   const timeouts = (budgetMs: number) => ({
     statementTimeoutMs: budgetMs,
@@ -51,7 +53,7 @@ export async function readQueueSnapshot(
   });
   const budgetMs = statementBudgetMs(database, deadline);
   const historyMs = Math.max(10, Math.floor(budgetMs * HISTORY_BUDGET_SHARE));
-  const session = await openDatabase(database, deadline);
+  const session = await openDatabase(database, deadline, open);
   let results;
   let historyError: unknown;
   try {

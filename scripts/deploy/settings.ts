@@ -27,7 +27,7 @@ import path from 'node:path';
 import { ConfigError } from '../../lib/config/errors';
 import { parseConfig } from '../../lib/config/parse';
 import { withPlaceholders } from '../../lib/config/placeholders';
-import { choice, integer, optionalInteger, text, type Env } from '../../lib/config/read';
+import { choice, flag, integer, optionalInteger, text, type Env } from '../../lib/config/read';
 import {
   SETTING_NAMES,
   SETTINGS,
@@ -220,6 +220,43 @@ function remoteWriteWorkspace(settings: Env): string | undefined {
   return arn;
 }
 
+/**
+ * With DATABASE_IAM_AUTH=true (RDS IAM database authentication) the role may
+ * rds-db:connect as exactly one database user of exactly one database:
+ * arn:aws:rds-db:<region>:<account>:dbuser:<resource id>/<user>. The resource
+ * id is the instance's DbiResourceId (db-…), an Aurora cluster's resource id
+ * (cluster-…) or an RDS Proxy's (prx-…), never its name. Both functions read
+ * the database, so both need it. DATABASE_URL's user must be DATABASE_IAM_USER:
+ * the deploy cannot check that (DATABASE_URL is in SSM); RDS refuses any other.
+ */
+export function databaseIamStatement(settings: Env, region: string, validate = true): Record<string, unknown> | undefined {
+  const iam = read(() => flag(settings, 'DATABASE_IAM_AUTH'));
+  const resourceId = text(settings, 'DATABASE_IAM_RESOURCE_ID');
+  const user = text(settings, 'DATABASE_IAM_USER');
+  if (!iam) {
+    const stray = resourceId !== undefined ? 'DATABASE_IAM_RESOURCE_ID' : user !== undefined ? 'DATABASE_IAM_USER' : undefined;
+    if (stray && validate) throw new DeploySettingsError(`${stray} is set but DATABASE_IAM_AUTH is not true`);
+    return undefined;
+  }
+  if (resourceId === undefined || !/^(db|cluster|prx)-[A-Za-z0-9]+$/.test(resourceId)) {
+    if (!validate) return undefined;
+    throw new DeploySettingsError(
+      `DATABASE_IAM_AUTH=true needs DATABASE_IAM_RESOURCE_ID, the database's resource id (aws rds describe-db-instances: DbiResourceId, db-…; an Aurora cluster's DbClusterResourceId, cluster-…; an RDS Proxy's prx-…), got ${JSON.stringify(resourceId ?? '')}`,
+    );
+  }
+  if (user === undefined || !/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(user)) {
+    if (!validate) return undefined;
+    throw new DeploySettingsError(`DATABASE_IAM_AUTH=true needs DATABASE_IAM_USER, the database user DATABASE_URL names (a plain PostgreSQL role name), got ${JSON.stringify(user ?? '')}`);
+  }
+  // The database may live in another region than the functions (DATABASE_IAM_REGION), as the token says.
+  const databaseRegion = text(settings, 'DATABASE_IAM_REGION') ?? region;
+  return {
+    Effect: 'Allow',
+    Action: ['rds-db:connect'],
+    Resource: [{ 'Fn::Sub': `arn:\${AWS::Partition}:rds-db:${databaseRegion}:\${AWS::AccountId}:dbuser:${resourceId}/${user}` }],
+  };
+}
+
 /** Seconds Lambda lets collect run: one tick, or a whole schedule period when it samples several times. */
 function collectTimeoutSeconds(settings: Env): number {
   const samples = read(() => integer(settings, 'SAMPLES_PER_INVOCATION'));
@@ -252,7 +289,7 @@ function plainSettingsOf(settings: Env, fn: FunctionName): Record<string, string
  * in for, CA bundles resolved in the project): what it would refuse, the deploy refuses.
  */
 function validateAsFunction(environment: Record<string, string>, secrets: SettingName[], fn: FunctionName, serviceDir: string, region: string): void {
-  const env: Env = withPlaceholders(environment, secrets);
+  const env: Env = read(() => withPlaceholders(environment, secrets));
   for (const name of ['PUSHGATEWAY_CA_FILE', 'REMOTE_WRITE_CA_FILE'] as const) if (env[name]) env[name] = path.join(serviceDir, env[name]!);
   // A deployed collect signs with its role's credentials; they exist only at run time.
   // Lambda sets AWS_REGION to the function's region.
@@ -341,6 +378,7 @@ export function deploySettings(env: Env, at: DeployAt): DeploySettings {
   const databaseCa = caBundle(settings, 'DATABASE_CA_FILE', at.serviceDir);
   const databaseCaPatterns = databaseCa ? [databaseCa] : [];
   const workspace = remoteWriteWorkspace(settings);
+  const databaseIam = databaseIamStatement(settings, region, validate);
 
   const collectTimeout = collectTimeoutSeconds(settings);
   const collectPlain = { ...plainSettingsOf(settings, 'collect'), ...caFiles };
@@ -374,7 +412,7 @@ export function deploySettings(env: Env, at: DeployAt): DeploySettings {
       packagePatterns: databaseCaPatterns,
     },
     parameters,
-    iamStatements: iamStatements(parameters, region, workspace),
+    iamStatements: [...iamStatements(parameters, region, workspace), ...(databaseIam ? [databaseIam] : [])],
   };
 }
 

@@ -40,15 +40,15 @@ const LARGEST_ZIP_BYTES = 150 * 1024;
  */
 const PULLED_IN_BY_PG_CLIENT = ['pg-protocol', 'pg-types', 'pg-int8', 'postgres-array', 'postgres-bytea', 'postgres-date', 'postgres-interval', 'xtend',
     'pg-connection-string', 'pgpass', 'split2', 'pg-cloudflare'];
-/** Packages the handlers use, directly or through them (@bufbuild/protobuf, aws4, snappyjs: remote write's protobuf, SigV4 and snappy, ~20 KB minified). */
+/** Packages the handlers use, directly or through them (@bufbuild/protobuf, aws4, snappyjs: remote write's protobuf, SigV4 (also the RDS IAM token's) and snappy, ~20 KB minified). */
 const USED = ['@neondatabase/serverless', 'prom-client', 'ws', 'pg', ...PULLED_IN_BY_PG_CLIENT, '@bufbuild/protobuf', 'aws4', 'snappyjs'];
-/** What remote write alone brings: the protobuf writer, snappy (and SigV4 for AMP). */
+/** What remote write alone brings: the protobuf writer and snappy (SigV4 both functions carry, for RDS IAM tokens). */
 const SINK_PACKAGES = ['@bufbuild/protobuf', 'snappyjs'];
 /** Exactly the packages, and none of the own code, each function's bundle may hold. */
 const PER_FUNCTION = {
   collect: { packages: USED, noOwn: [] as string[] },
-  // GET /metrics reads and builds, never sends: no sink, no remote-write encoder, no snappy, no protobuf
-  // (aws4 it keeps: it signs its own SSM read, lib/runtime/ssm.ts).
+  // GET /metrics reads and builds, never sends: no sink, no remote-write encoder, no snappy, no protobuf.
+  // aws4 it has: it signs its own SSM read (lib/runtime/ssm.ts) and the RDS IAM token (lib/source/iam-token.ts).
   metrics: { packages: USED.filter((p) => !SINK_PACKAGES.includes(p)), noOwn: ['lib/sinks/'] },
 } as const;
 /** Never in a function: tooling, test-only and alternative drivers. */

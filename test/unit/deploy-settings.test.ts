@@ -132,6 +132,32 @@ describe('deploy settings', () => {
     expect(() => deploy({ DATABASE_CA_FILE: '/etc/ssl/certs/rds.pem' })).toThrow(/DATABASE_CA_FILE must be a file inside the project/);
   });
 
+  it('RDS IAM authentication: both functions get it, the role may rds-db:connect as exactly that user of exactly that database', () => {
+    const s = deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABCDEFGHIJKLMNOPQRSTUVWXY0', DATABASE_IAM_USER: 'xyn_metrics', METRICS_ENDPOINT: 'on' });
+    for (const fn of [s.collect, s.metrics]) {
+      expect(fn.environment.DATABASE_IAM_AUTH).toBe('true');
+      expect(fn.environment).not.toHaveProperty('DATABASE_IAM_RESOURCE_ID');
+      expect(fn.environment).not.toHaveProperty('DATABASE_IAM_USER');
+    }
+    const connect = s.iamStatements.filter((st) => st.Action.includes('rds-db:connect'));
+    expect(connect).toEqual([
+      { Effect: 'Allow', Action: ['rds-db:connect'], Resource: [{ 'Fn::Sub': 'arn:${AWS::Partition}:rds-db:eu-central-1:${AWS::AccountId}:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY0/xyn_metrics' }] },
+    ]);
+    // A database in another region than the stack: the token and the ARN name its region.
+    const other = deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_REGION: 'us-east-1', DATABASE_IAM_RESOURCE_ID: 'cluster-ABC123', DATABASE_IAM_USER: 'xyn' });
+    expect(JSON.stringify(other.iamStatements)).toContain('rds-db:us-east-1:${AWS::AccountId}:dbuser:cluster-ABC123/xyn');
+    expect(deploy({}).iamStatements.filter((st) => st.Action.includes('rds-db:connect'))).toEqual([]);
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_USER: 'xyn' })).toThrow(/DATABASE_IAM_AUTH=true needs DATABASE_IAM_RESOURCE_ID, the database's resource id/);
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'mydb', DATABASE_IAM_USER: 'xyn' })).toThrow(/DATABASE_IAM_RESOURCE_ID/);
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABC' })).toThrow(/DATABASE_IAM_AUTH=true needs DATABASE_IAM_USER/);
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABC', DATABASE_IAM_USER: '*' })).toThrow(/DATABASE_IAM_USER/);
+    expect(() => deploy({ DATABASE_IAM_RESOURCE_ID: 'db-ABC' })).toThrow(/DATABASE_IAM_RESOURCE_ID is set but DATABASE_IAM_AUTH is not true/);
+    // What the function refuses, the deploy refuses: IAM tokens go over TCP with verify-full only.
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABC', DATABASE_IAM_USER: 'xyn', DATABASE_WS_PROXY: 'wss://proxy.example/v1' })).toThrow(
+      /DATABASE_IAM_AUTH=true is for RDS and Aurora over TCP.*\(the collect function would refuse it/,
+    );
+  });
+
   it('remote write: its settings and secrets go to collect only; SigV4 may write to the one AMP workspace', () => {
     const arn = 'arn:aws:aps:eu-central-1:123456789012:workspace/ws-0123abcd';
     const s = deploySettings(
@@ -174,6 +200,9 @@ describe('deploy settings from the settings table (issue 19)', () => {
   const SAMPLE: Record<string, string> = {
     DATABASE_WS_PROXY: 'wss://proxy.example/v1',
     DATABASE_ALLOW_PLAINTEXT: 'true',
+    // Off here: IAM authentication refuses DATABASE_WS_PROXY; its own test is above.
+    DATABASE_IAM_AUTH: 'false',
+    DATABASE_IAM_REGION: 'eu-west-1',
     RUNS_TABLE: 'xyn.runs',
     DB_STATEMENT_TIMEOUT_MS: '4000',
     DB_LOCK_TIMEOUT_MS: '1500',
