@@ -209,6 +209,8 @@ export function renderMarkdown(r: BenchReport): string {
     '',
     `Written by \`${r.command}\` (scripts/bench/main.ts), which also writes the README's performance table; run it again to refresh both.`,
     '',
+    'The chaos soak\'s figures (`npm run soak`: 1,000 ticks through faulty proxies, descriptors, heap and RSS over the run) are in [chaos-soak.md](chaos-soak.md).',
+    '',
     '## Machine',
     '',
     `- date: ${r.date} (finished ${r.finished})`,
