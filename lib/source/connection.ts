@@ -185,16 +185,34 @@ interface SessionClient {
 }
 
 /** The tick's view of either client: one batch, a close that is cut after CLOSE_GRACE_MS. */
+/** An error PostgreSQL itself reported (a SQLSTATE): the connection is still up and the transaction open. */
+export function isServerError(error: unknown): boolean {
+  const e = error as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string';
+}
+
 function sessionOf(client: SessionClient, cut: () => void, secrets: readonly string[] = []): DatabaseSession {
+  // A connection that failed under the query (reset, closed, cut) has nobody left to say goodbye to:
+  // a clean end() would wait on a peer that is gone (the Neon driver waits for an `end` event the dead
+  // socket already sent, the whole CLOSE_GRACE_MS; seen by the chaos soak), so it is only torn down.
+  let broken = false;
   return {
     async batch(sql, deadline) {
       const query = client.query(sql).catch((error: unknown) => {
+        if (!isServerError(error)) broken = true;
         throw redactedError(error, secrets);
       });
-      const result = await withDeadline('database query', deadline, query, cut);
+      const result = await withDeadline('database query', deadline, query, () => {
+        broken = true;
+        cut();
+      });
       return (Array.isArray(result) ? result : [result]) as QueryResultLike[];
     },
     async close(deadline) {
+      if (broken) {
+        cut();
+        return { forced: false };
+      }
       try {
         await withDeadline('database close', deadline, client.end(), cut, CLOSE_GRACE_MS, 'close grace');
         return { forced: false };

@@ -8,7 +8,7 @@
 
 import type { DatabaseConfig, ExtrasConfig } from '../config/types';
 import type { Deadline } from '../core/deadline';
-import { openDatabase, type OpenOptions } from './connection';
+import { isServerError, openDatabase, type OpenOptions } from './connection';
 import { buildSnapshot, type QueueSnapshot } from './snapshot';
 import { degradedBatchSql, snapshotBatchSql, tickSelects } from './sql';
 
@@ -21,12 +21,6 @@ export const HISTORY_BUDGET_SHARE = 0.75;
 /** The statement timeout never outlives the database's share of the tick. */
 function statementBudgetMs(database: DatabaseConfig, deadline: Deadline): number {
   return Math.max(10, Math.min(database.statementTimeoutMs, Math.floor(deadline.remainingMs())));
-}
-
-/** An error PostgreSQL itself reported (a SQLSTATE), so the connection is still up and the transaction open. */
-function isServerError(error: unknown): boolean {
-  const e = error as { code?: unknown; severity?: unknown } | null;
-  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string';
 }
 
 export interface QueueRead {
