@@ -53,15 +53,15 @@ export const SETTINGS = {
   // ---------------------------------------------------------------- database
   DATABASE_URL: {
     kind: 'url', scope: 'run', readBy: both, secret: true, parameter: 'database-url', defaultText: '(required)',
-    summary: 'postgresql://user:password@host:5432/db[?sslmode=…&sslrootcert=…]; Neon hosts use their secure WebSocket, every other host TCP with TLS (sslmode=verify-full by default)',
+    summary: '`postgresql://user:password@host:5432/db[?sslmode=…&sslrootcert=…]`, the password percent-encoded; Neon hosts use their secure WebSocket, every other host TCP with TLS (`sslmode=verify-full` by default; see Databases below)',
   },
   DATABASE_WS_PROXY: {
     kind: 'text', scope: 'run', readBy: both,
-    summary: 'a Neon-compatible WebSocket proxy: wss://host[:port]/v1 (remote), or host:port/v1 of the local plain-text bridge (loopback, for a loopback database only)',
+    summary: 'a Neon-compatible WebSocket proxy: `wss://host[:port]/v1` (remote), or `host:port/v1` of the local plain-text bridge (loopback, for a loopback database only)',
   },
   DATABASE_ALLOW_PLAINTEXT: {
     kind: 'flag', scope: 'run', readBy: both, default: false,
-    summary: 'explicit opt-in to reach a non-loopback database without TLS (sslmode=disable/allow/prefer); every tick then logs it',
+    summary: '`true`: explicit opt-in to reach a non-loopback database without TLS (`sslmode=disable`/`allow`/`prefer`); every tick then logs it',
   },
   DATABASE_IAM_AUTH: {
     kind: 'flag', scope: 'run', readBy: both, default: false,
@@ -73,7 +73,7 @@ export const SETTINGS = {
   },
   RUNS_TABLE: {
     kind: 'identifier', scope: 'run', readBy: both, default: 'runs',
-    summary: 'table or schema.table; validated and quoted as an identifier',
+    summary: 'table or `schema.table`; validated and quoted as an identifier',
   },
   DB_STATEMENT_TIMEOUT_MS: {
     kind: 'integer', scope: 'run', readBy: both, default: 5_000, min: 10, max: 600_000,
@@ -81,17 +81,17 @@ export const SETTINGS = {
   },
   DB_LOCK_TIMEOUT_MS: {
     kind: 'integer', scope: 'run', readBy: both, default: 2_000, min: 10, max: 600_000,
-    summary: 'lock_timeout: give up rather than queue behind a lock',
+    summary: '`lock_timeout`: give up rather than queue behind a lock',
   },
   STATUS_ESTIMATE_ABOVE: {
     kind: 'integer', scope: 'run', readBy: both, default: 100_000, min: 1, max: Number.MAX_SAFE_INTEGER, words: ['off'],
-    summary: 'terminal statuses whose planner estimate is above this are reported from the statistics, not counted (QUEUED, RUNNING and every alerting gauge stay exact); off counts every status exactly',
+    summary: 'terminal statuses whose planner estimate is above this are reported from the statistics, not counted (QUEUED, RUNNING and every alerting gauge stay exact); `off` counts every status exactly',
   },
 
   // ---------------------------------------------------------------- Pushgateway
   PUSHGATEWAY_URL: {
     kind: 'url', scope: 'run', readBy: collect, defaultText: '(required unless REMOTE_WRITE_URL is set)',
-    summary: 'http(s)://host:9091, the gateway\'s base URL (no credentials in it when deployed)',
+    summary: '`http(s)://host:9091`, the gateway\'s base URL (no credentials in it when deployed)',
   },
   PUSHGATEWAY_USERNAME: {
     kind: 'text', scope: 'run', readBy: collect,
@@ -115,7 +115,7 @@ export const SETTINGS = {
   },
   PUSHGATEWAY_GROUPING: {
     kind: 'labels', scope: 'run', readBy: collect,
-    summary: 'static grouping labels, e.g. env=prod,region=eu (never per-invocation; never a label the metrics carry)',
+    summary: 'static grouping labels, e.g. `env=prod,region=eu` (never per-invocation; never a label the metrics carry)',
   },
   PUSHGATEWAY_AUTH: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'none', values: ['none', 'basic', 'bearer'],
@@ -125,7 +125,7 @@ export const SETTINGS = {
   // ---------------------------------------------------------------- remote write
   REMOTE_WRITE_URL: {
     kind: 'url', scope: 'run', readBy: collect,
-    summary: 'a Prometheus remote write 1.0 endpoint (Mimir …/api/v1/push, AMP …/api/v1/remote_write, Prometheus …/api/v1/write): a second sink, alongside or instead of the Pushgateway',
+    summary: 'a Prometheus remote write 1.0 endpoint (Mimir `…/api/v1/push`, AMP `…/api/v1/remote_write`, Prometheus `…/api/v1/write`): a second sink, alongside or instead of the Pushgateway (docs/metrics.md)',
   },
   REMOTE_WRITE_USERNAME: {
     kind: 'text', scope: 'run', readBy: collect,
@@ -141,7 +141,7 @@ export const SETTINGS = {
   },
   REMOTE_WRITE_SIGV4: {
     kind: 'flag', scope: 'run', readBy: collect, default: false,
-    summary: 'true: sign with AWS SigV4 for service aps (AMP) with the function\'s role credentials',
+    summary: '`true`: sign with AWS SigV4 for service `aps` (AMP) with the function\'s role credentials',
   },
   REMOTE_WRITE_REGION: {
     kind: 'text', scope: 'run', readBy: collect, defaultText: 'AWS_REGION',
@@ -157,7 +157,7 @@ export const SETTINGS = {
   },
   REMOTE_WRITE_LABELS: {
     kind: 'labels', scope: 'run', readBy: collect, defaultText: 'PUSHGATEWAY_GROUPING',
-    summary: 'static labels of every written series, e.g. env=prod (never per-invocation; never a label the metrics carry)',
+    summary: 'static labels of every written series, e.g. `env=prod` (never per-invocation; never a label the metrics carry)',
   },
   REMOTE_WRITE_AUTH: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'none', values: ['none', 'basic', 'bearer'],
@@ -187,7 +187,7 @@ export const SETTINGS = {
   },
   PUSH_DRY_RUN: {
     kind: 'flag', scope: 'local', readBy: collect, default: false,
-    summary: 'local only: no gateway; the tick logs its exposition text',
+    summary: '`true`: no gateway; the tick logs its exposition text',
   },
 
   // ---------------------------------------------------------------- secrets
@@ -203,7 +203,7 @@ export const SETTINGS = {
   // ---------------------------------------------------------------- extras (docs/extras.md)
   METRICS_BEARER_TOKEN: {
     kind: 'text', scope: 'run', readBy: metrics, secret: true, parameter: 'metrics-bearer-token',
-    summary: 'the bearer token GET /metrics demands (at least 16 characters); unset, the endpoint answers 503',
+    summary: 'the bearer token `GET /metrics` demands (at least 16 characters); unset, the endpoint answers 503',
   },
   SAMPLES_PER_INVOCATION: {
     kind: 'integer', scope: 'run', readBy: collect, default: 1, min: 1, max: 60,
@@ -215,7 +215,7 @@ export const SETTINGS = {
   },
   HEARTBEAT_TABLE: {
     kind: 'identifier', scope: 'run', readBy: both,
-    summary: 'worker liveness: the heartbeat table (xyn_workers_alive)',
+    summary: 'worker liveness: the heartbeat table (`xyn_workers_alive`)',
   },
   HEARTBEAT_WORKER_COLUMN: {
     kind: 'identifier', scope: 'run', readBy: both, default: 'worker_id',
@@ -247,7 +247,7 @@ export const SETTINGS = {
   },
   BLUEPRINT_TOP_K: {
     kind: 'integer', scope: 'run', readBy: both, default: 20, min: 1, max: 200,
-    summary: 'blueprints beyond the top K by volume are summed under blueprint="other"',
+    summary: 'blueprints beyond the top K by volume are summed under `blueprint="other"`',
   },
 
   // ---------------------------------------------------------------- deploy (serverless.yml, scripts/deploy/)
@@ -257,7 +257,7 @@ export const SETTINGS = {
   },
   METRICS_ENDPOINT: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'off', values: ['on', 'off'],
-    summary: 'on deploys the metrics function and its public HTTP API (GET /metrics, docs/extras.md)',
+    summary: '`on` deploys the metrics function and its public HTTP API (`GET /metrics`, docs/extras.md)',
   },
   METRICS_TICK_TIMEOUT_MS: {
     kind: 'integer', scope: 'deploy', readBy: none, default: 8_000, min: 100, max: 9_000,
@@ -265,19 +265,19 @@ export const SETTINGS = {
   },
   COLLECT_SCHEDULE: {
     kind: 'text', scope: 'deploy', readBy: none, default: 'rate(1 minute)',
-    summary: 'the schedule expression of collect',
+    summary: 'the schedule expression of `collect`',
   },
   COLLECT_SCHEDULE_METHOD: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'eventBus', values: ['eventBus', 'scheduler'],
-    summary: 'what triggers collect: a scheduled EventBridge rule, or EventBridge Scheduler',
+    summary: 'what triggers `collect`: `eventBus`, a scheduled EventBridge rule, or `scheduler`, EventBridge Scheduler; both with no retries and a 60 s maximum event age',
   },
   COLLECT_TIMEOUT_SECONDS: {
     kind: 'integer', scope: 'deploy', readBy: none, min: 1, max: 900, defaultText: '30, or SCHEDULE_PERIOD_SECONDS + 10 when sampling',
-    summary: 'the collect Lambda timeout',
+    summary: 'the `collect` Lambda timeout',
   },
   DATABASE_CA_FILE: {
     kind: 'file', scope: 'deploy', readBy: none,
-    summary: 'a PEM bundle inside the project for the database\'s CA (e.g. RDS\'s), shipped in both zips, for sslrootcert=/var/task/<path> in DATABASE_URL',
+    summary: 'a PEM bundle inside the project for the database\'s CA (e.g. RDS\'s), shipped in both zips, for `sslrootcert=/var/task/<path>` in DATABASE_URL',
   },
 
   DATABASE_IAM_RESOURCE_ID: {

@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { setting, SETTING_NAMES } from '../../lib/config/settings';
+import { BEGIN, END, settingsTable } from '../../scripts/docs/settings-table';
 import { buildRegistry } from '../../lib/metrics/registry';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -53,6 +54,13 @@ function readmeConfigurationRows(): Row[] {
       return { names: [...names.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!), defaults, meaning };
     });
 }
+
+describe('README configuration table', () => {
+  it('is the settings table, as npm run docs writes it', () => {
+    const readme = read('README.md');
+    expect(readme.slice(readme.indexOf(BEGIN), readme.indexOf(END) + END.length), 'run npm run docs').toBe(settingsTable());
+  });
+});
 
 describe('README configuration tables', () => {
   const rows = readmeConfigurationRows();
