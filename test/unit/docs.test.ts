@@ -129,3 +129,40 @@ describe('docs/failure-modes.md', () => {
     expect(row).toContain('`XynPushRejected`');
   });
 });
+
+describe('every name the docs use exists (issue 24)', () => {
+  const docs = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  if (readdirSync(ROOT).includes('CONTRIBUTING.md')) docs.push('CONTRIBUTING.md');
+  const text = docs.map((d) => `\n<!-- ${d} -->\n${read(d)}`).join('\n');
+  const code = [...sources('lib'), ...sources('functions'), ...sources('scripts'), ...sources('test/support')].join('\n');
+  /** Variables of the platform, of the test harness and of the tools, which are not the collector's settings. */
+  const OTHER_VARIABLES = /^(AWS_|NODE_|LAMBDA_|TEST_|PG_BIN|CHAOS_|SOAK_|BENCH_|XYN_TEST_RUN$|PUSHGATEWAY_BIN$|PROMETHEUS_BIN$|PROMTOOL_BIN$|X_SSM_PARAMETER$)/;
+
+  it('every setting-like name is a setting, a secret\'s X_SSM_PARAMETER, another program\'s variable, or a constant of the code', () => {
+    const names = new Set([...text.matchAll(/`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?==|`)/g)].map((m) => m[1]!));
+    const unknown = [...names].filter((name) => {
+      if ((SETTING_NAMES as string[]).includes(name)) return false;
+      const base = name.replace(/_SSM_PARAMETER$/, '');
+      if (base !== name && (SETTING_NAMES as string[]).includes(base) && setting(base as never).secret) return false;
+      if (OTHER_VARIABLES.test(name)) return false;
+      return !new RegExp(`\\b(?:const|let)\\s+${name}\\b`).test(code);
+    });
+    expect(unknown.sort(), 'named in the docs, known to nothing').toEqual([]);
+  });
+
+  it('every metric they name is in the metric table', async () => {
+    const { METRICS } = await import('../../lib/metrics/definitions');
+    const metrics = new Set(Object.values(METRICS).map((m) => m.name));
+    // xyn_metrics is the default job; xyn_pusher a user name in an example; xyn_threshold:… a recorded series.
+    const named = [...new Set([...text.matchAll(/\bxyn_[a-z_]*[a-z](?![a-z_:])/g)].map((m) => m[0]))];
+    expect(named.filter((n) => !metrics.has(n) && !['xyn_metrics', 'xyn_pusher'].includes(n)).sort()).toEqual([]);
+  });
+
+  it('every alert they name is in the alert rules', () => {
+    const alerts = new Set(
+      ['monitoring/alerts.yml', 'monitoring/rules-remote-write.yml'].flatMap((f) => [...read(f).matchAll(/^\s+- alert: (\w+)/gm)].map((m) => m[1]!)),
+    );
+    const named = [...new Set([...text.matchAll(/\bXyn[A-Z][A-Za-z]+/g)].map((m) => m[0]))];
+    expect(named.filter((n) => !alerts.has(n)).sort()).toEqual([]);
+  });
+});
