@@ -6,7 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-AKIAIOSFODNN7EXAMPLE}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-placeholder}"
-export PUSHGATEWAY_URL="${PUSHGATEWAY_URL:-https://pushgateway.invalid:9091}"
+# A sink is required; with none in the environment or the stage's settings file, a
+# placeholder gateway (never contacted) stands in, so a bare `npm run package` works.
+stage=dev
+args=("$@")
+for i in "${!args[@]}"; do
+  case "${args[$i]}" in
+    --stage|-s) stage="${args[$((i + 1))]:-dev}" ;;
+    --stage=*) stage="${args[$i]#--stage=}" ;;
+  esac
+done
+if [ -z "${PUSHGATEWAY_URL:-}${REMOTE_WRITE_URL:-}" ] && ! grep -qsE '^[[:space:]]*(PUSHGATEWAY_URL|REMOTE_WRITE_URL)[[:space:]]*=[[:space:]]*[^[:space:]]' "stages/$stage.env"; then
+  export PUSHGATEWAY_URL=https://pushgateway.invalid:9091
+fi
 export SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off
 # One packaging at a time per checkout: with one zip per function serverless-esbuild
 # passes the zips through the project's own .serverless/, which a second packaging
