@@ -42,7 +42,8 @@ export function packageFunction(root: string, env: Record<string, string> = { AW
   const run = spawnSync('bash', ['scripts/deploy/package.sh', '--package', outDir, ...args], {
     cwd: root,
     encoding: 'utf8',
-    timeout: 180_000,
+    // Much of it may be spent waiting for the checkout's packaging lock (scripts/deploy/locked.sh).
+    timeout: 600_000,
     env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: workFolder },
   });
   rmSync(path.join(root, workFolder), { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { AWS_TOOLS_PYTHON_VARIABLE, findAwsPython, installAwsTools, installCommand } from './aws-tools';
 import { postgresBinDir, startPostgresServer } from './postgres-server';
 
 export interface Tool {
@@ -34,6 +35,8 @@ export const TOOLS: Tool[] = [
   { what: 'autoconf', names: ['autoconf'], aptPackage: 'autoconf' },
   { what: 'automake', names: ['automake'], aptPackage: 'automake' },
   { what: 'libtool', names: ['libtoolize'], aptPackage: 'libtool' },
+  // For the deploy tests' AWS tools (moto, boto3, cfn-lint: scripts/support/aws-tools.ts).
+  { what: 'python3', names: ['python3'], aptPackage: 'python3' },
 ];
 
 /** The services the summary line names; the rest are tools. */
@@ -68,6 +71,8 @@ export function aptInstall(packages: string[]): boolean {
 
 export interface Services {
   databaseUrl: string;
+  /** A Python with moto, boto3 and cfn-lint, for the deploy tests (AWS_TOOLS_PYTHON in their environment). */
+  awsPython: string;
   /** One line: what the run uses (no password). */
   summary: string;
   /** Stops what was started here (the throw-away PostgreSQL); no-op otherwise. */
@@ -90,6 +95,22 @@ async function serverVersion(url: string): Promise<string> {
 }
 
 /**
+ * moto, boto3 and cfn-lint: in python3 already, or installed with pip into a
+ * virtual environment of their own (with Debian's python3-venv first, as root
+ * with apt); else one error with the command to run.
+ */
+export function provideAwsPython(env: NodeJS.ProcessEnv = process.env): string {
+  const found = findAwsPython(env);
+  if (found) return found;
+  let result = installAwsTools(env);
+  if ('problem' in result && result.needsVenvPackage && aptInstall(['python3-venv'])) result = installAwsTools(env);
+  if ('python' in result) return result.python;
+  throw new Error(
+    `the deploy tests need moto, boto3 and cfn-lint for Python 3 and could not install them (${result.problem}); run: ${result.needsVenvPackage ? 'apt-get install -y python3-venv && ' : ''}${installCommand(env)}`,
+  );
+}
+
+/**
  * Everything the suite needs, or one error naming exactly what to install.
  * Starts a throw-away PostgreSQL unless TEST_DATABASE_URL names a server.
  */
@@ -101,13 +122,18 @@ export async function provideServices(env: NodeJS.ProcessEnv = process.env): Pro
     const hint = missing.includes('postgresql') ? ' (for PostgreSQL, TEST_DATABASE_URL=<an existing server> or PG_BIN=<dir with initdb> also do)' : '';
     throw new Error(`the tests need what is missing here: apt-get install -y ${missing.join(' ')}${hint}`);
   }
-  const tools = TOOLS.filter((tool) => SERVICES.includes(tool.what))
-    .map((tool) => `${tool.what} ${findTool(tool, env)}`)
-    .join(', ');
+  const awsPython = provideAwsPython(env);
+  // The test workers inherit it and look no further (scripts/support/aws-tools.ts).
+  process.env[AWS_TOOLS_PYTHON_VARIABLE] = awsPython;
+  const tools = [
+    ...TOOLS.filter((tool) => SERVICES.includes(tool.what)).map((tool) => `${tool.what} ${findTool(tool, env)}`),
+    `moto, boto3, cfn-lint in ${awsPython}`,
+  ].join(', ');
   if (existing) {
     const version = await serverVersion(existing);
     return {
       databaseUrl: existing,
+      awsPython,
       summary: `PostgreSQL ${version} at ${hidePassword(existing)} (TEST_DATABASE_URL), ${tools}`,
       stop: async () => {},
     };
@@ -116,6 +142,7 @@ export async function provideServices(env: NodeJS.ProcessEnv = process.env): Pro
   const version = await serverVersion(server.url);
   return {
     databaseUrl: server.url,
+    awsPython,
     summary: `PostgreSQL ${version} started for this run on 127.0.0.1:${server.port} (${postgresBinDir(env)}, removed at the end), ${tools}`,
     stop: () => server.stop(),
   };
