@@ -101,9 +101,9 @@ export function zipEntries(zipPath: string): string[] {
   return readZip(zipPath).map((e) => e.name);
 }
 
-/** Unpack into a fresh temporary directory; the caller removes it. */
-export function unzipTo(zipPath: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'xyn-bundle-'));
+/** Unpack into a fresh directory (under the temporary directory, or `parent`); the caller removes it. */
+export function unzipTo(zipPath: string, parent = tmpdir()): string {
+  const dir = mkdtempSync(path.join(parent, 'xyn-bundle-'));
   for (const entry of readZip(zipPath)) {
     const target = path.resolve(dir, entry.name);
     if (!target.startsWith(dir + path.sep)) throw new Error(`${zipPath}: entry ${entry.name} points outside the directory`);
