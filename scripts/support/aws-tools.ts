@@ -59,7 +59,9 @@ export function installAwsTools(env: NodeJS.ProcessEnv = process.env): InstallRe
   }
   const pip = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...AWS_TOOL_PACKAGES], { encoding: 'utf8', timeout: 900_000 });
   if (pip.status !== 0 || !hasTools(python)) {
-    return { problem: `pip install failed: ${`${pip.stdout ?? ''}${pip.stderr ?? ''}`.trim().slice(-1000)}`, needsVenvPackage: false };
+    // pip's last line says why (e.g. "No matching distribution found for …" when PyPI cannot be reached).
+    const last = `${pip.stdout ?? ''}${pip.stderr ?? ''}${pip.error?.message ?? ''}`.trim().split('\n').pop() ?? '';
+    return { problem: `pip install failed: ${last.slice(0, 300)}`, needsVenvPackage: false };
   }
   return { python };
 }
