@@ -51,7 +51,9 @@
 --     but CREATE ROLE, so pass -v existing=1 to skip that one).
 --
 -- Connection limit (-v connection_limit=N, default 8): one connection per tick,
--- and the functions' reserved concurrency is 3 (collect 1, metrics 2); a close
+-- and the functions' reserved concurrency is 3 (collect 1, metrics 2, by default;
+-- with COLLECT_RESERVED_CONCURRENCY or METRICS_RESERVED_CONCURRENCY=none nothing
+-- bounds it but this limit, so size it for the concurrency you expect); a close
 -- cut at its deadline leaves a backend until the server notices (one more per
 -- function), and a manual `npm run collect` or psql session needs room too:
 -- 3 + 3 + 2 = 8. At the limit a tick fails with "too many connections for role".

@@ -29,7 +29,7 @@ export interface Setting {
   readonly default?: number | string | boolean;
   /** A default that depends on something else, as the docs state it (e.g. "PUSHGATEWAY_JOB"). */
   readonly defaultText?: string;
-  /** integer bounds (inclusive) */
+  /** integer bounds (inclusive); for a list, `max` is the most items it may hold */
   readonly min?: number;
   readonly max?: number;
   /** choice values */
@@ -287,6 +287,30 @@ export const SETTINGS = {
   DATABASE_IAM_USER: {
     kind: 'text', scope: 'deploy', readBy: none,
     summary: 'with DATABASE_IAM_AUTH=true: the database user the role may connect as (rds-db:connect on exactly that user); DATABASE_URL\'s user must be the same',
+  },
+  VPC_SUBNET_IDS: {
+    kind: 'list', scope: 'deploy', readBy: none, max: 16,
+    summary: 'subnet-… ids, comma-separated (with VPC_SECURITY_GROUP_IDS): both functions run in these subnets, e.g. the database\'s private ones (README, "Deploy")',
+  },
+  VPC_SECURITY_GROUP_IDS: {
+    kind: 'list', scope: 'deploy', readBy: none, max: 5,
+    summary: 'sg-… ids, comma-separated (with VPC_SUBNET_IDS): the functions\' security groups, which the database\'s security group must admit',
+  },
+  COLLECT_RESERVED_CONCURRENCY: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 1, min: 1, max: 1_000, words: ['none'],
+    summary: 'concurrent executions reserved for collect (1: one tick at a time); none reserves nothing (0 is refused: to Lambda it means run nothing)',
+  },
+  METRICS_RESERVED_CONCURRENCY: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 2, min: 1, max: 1_000, words: ['none'],
+    summary: 'concurrent executions reserved for the metrics function, which bounds the database sessions scrapes open; none reserves nothing',
+  },
+  METRICS_THROTTLE_RATE: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 1, min: 1, max: 10_000,
+    summary: 'GET /metrics: requests per second the HTTP API lets through (steady rate); beyond it API Gateway answers 429 without invoking the function',
+  },
+  METRICS_THROTTLE_BURST: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 5, min: 1, max: 5_000,
+    summary: 'GET /metrics: requests the HTTP API lets through at once above the rate',
   },
 
   // ---------------------------------------------------------------- local tooling (npm start)

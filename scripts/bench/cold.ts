@@ -45,7 +45,8 @@ export function packageFunction(root: string, env: Record<string, string> = { AW
   const run = spawnSync('bash', ['scripts/deploy/package.sh', '--package', outDir, ...args], {
     cwd: root,
     encoding: 'utf8',
-    timeout: 180_000,
+    // Much of it may be spent waiting for the checkout's packaging lock (scripts/deploy/locked.sh).
+    timeout: 600_000,
     env: { ...process.env, ...env, ESBUILD_WORK_FOLDER: workFolder },
   });
   rmSync(path.join(root, workFolder), { recursive: true, force: true });
@@ -103,9 +104,9 @@ export function zipEntries(zipPath: string): string[] {
   return readZip(zipPath).map((e) => e.name);
 }
 
-/** Unpack into a fresh temporary directory; the caller removes it. */
-export function unzipTo(zipPath: string): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'xyn-bundle-'));
+/** Unpack into a fresh directory (under the temporary directory, or `parent`); the caller removes it. */
+export function unzipTo(zipPath: string, parent = tmpdir()): string {
+  const dir = mkdtempSync(path.join(parent, 'xyn-bundle-'));
   for (const entry of readZip(zipPath)) {
     const target = path.resolve(dir, entry.name);
     if (!target.startsWith(dir + path.sep)) throw new Error(`${zipPath}: entry ${entry.name} points outside the directory`);

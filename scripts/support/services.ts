@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
+import { AWS_TOOLS_PYTHON_VARIABLE, findAwsPython, installAwsTools, installCommand } from './aws-tools';
 import { displayDir, matrixBinDir, matrixBinVariable, matrixEnabled, matrixMajors, matrixUrlVariable, MATRIX_SWITCH } from './postgres-matrix';
 import { postgresBinDir, startPostgresServer, type PostgresServer } from './postgres-server';
 
@@ -39,6 +40,8 @@ export const TOOLS: Tool[] = [
   { what: 'autoconf', names: ['autoconf'], aptPackage: 'autoconf' },
   { what: 'automake', names: ['automake'], aptPackage: 'automake' },
   { what: 'libtool', names: ['libtoolize'], aptPackage: 'libtool' },
+  // For the deploy tests' AWS tools (moto, boto3, cfn-lint: scripts/support/aws-tools.ts).
+  { what: 'python3', names: ['python3'], aptPackage: 'python3' },
 ];
 
 /** The services the summary line names; the rest are tools. */
@@ -76,6 +79,8 @@ export interface Services {
   databaseUrl: string;
   /** What the test processes need to reach every server: TEST_DATABASE_URL, and per matrix major its URL and binaries. */
   env: Record<string, string>;
+  /** A Python with moto, boto3 and cfn-lint, for the deploy tests (AWS_TOOLS_PYTHON in their environment). */
+  awsPython: string;
   /** One line: what the run uses (no password). */
   summary: string;
   /** Stops what was started here (the throw-away servers); no-op otherwise. */
@@ -129,6 +134,22 @@ export function matrixSummary(servers: MatrixServer[], env: NodeJS.ProcessEnv = 
 }
 
 /**
+ * moto, boto3 and cfn-lint: in python3 already, or installed with pip into a
+ * virtual environment of their own (with Debian's python3-venv first, as root
+ * with apt); else one error with the command to run.
+ */
+export function provideAwsPython(env: NodeJS.ProcessEnv = process.env): string {
+  const found = findAwsPython(env);
+  if (found) return found;
+  let result = installAwsTools(env);
+  if ('problem' in result && result.needsVenvPackage && aptInstall(['python3-venv'])) result = installAwsTools(env);
+  if ('python' in result) return result.python;
+  throw new Error(
+    `the deploy tests need moto, boto3 and cfn-lint for Python 3 and could not install them (${result.problem}); run: ${result.needsVenvPackage ? 'apt-get install -y python3-venv && ' : ''}${installCommand(env)}`,
+  );
+}
+
+/**
  * Everything the suite needs, or one error naming exactly what to install.
  * Starts a throw-away PostgreSQL unless TEST_DATABASE_URL names a server, and
  * with `matrix` one per major of the version matrix (all at once).
@@ -141,9 +162,13 @@ export async function provideServices(env: NodeJS.ProcessEnv = process.env, { ma
     const hint = missing.includes('postgresql') ? ' (for PostgreSQL, TEST_DATABASE_URL=<an existing server> or PG_BIN=<dir with initdb> also do)' : '';
     throw new Error(`the tests need what is missing here: apt-get install -y ${missing.join(' ')}${hint}`);
   }
-  const tools = TOOLS.filter((tool) => SERVICES.includes(tool.what))
-    .map((tool) => `${tool.what} ${findTool(tool, env)}`)
-    .join(', ');
+  const awsPython = provideAwsPython(env);
+  // The test workers inherit it and look no further (scripts/support/aws-tools.ts).
+  process.env[AWS_TOOLS_PYTHON_VARIABLE] = awsPython;
+  const tools = [
+    ...TOOLS.filter((tool) => SERVICES.includes(tool.what)).map((tool) => `${tool.what} ${findTool(tool, env)}`),
+    `moto, boto3, cfn-lint in ${awsPython}`,
+  ].join(', ');
   // Every binary directory is checked before any server starts: a missing major fails at once.
   const majors = matrix && matrixEnabled(env) ? matrixMajors() : [];
   for (const major of majors) matrixBinDir(major, env);
@@ -176,6 +201,7 @@ export async function provideServices(env: NodeJS.ProcessEnv = process.env, { ma
     : `PostgreSQL ${version} at ${hidePassword(url)} (TEST_DATABASE_URL)`;
   return {
     databaseUrl: url,
+    awsPython,
     env: Object.assign({ TEST_DATABASE_URL: url }, ...matrixServers.map((s) => s.env)) as Record<string, string>,
     summary: [where, ...(matrix ? [matrixSummary(matrixServers, env)] : []), tools].join('; '),
     stop,

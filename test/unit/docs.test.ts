@@ -135,8 +135,8 @@ describe('every name the docs use exists (issue 24)', () => {
   if (readdirSync(ROOT).includes('CONTRIBUTING.md')) docs.push('CONTRIBUTING.md');
   const text = docs.map((d) => `\n<!-- ${d} -->\n${read(d)}`).join('\n');
   const code = [...sources('lib'), ...sources('functions'), ...sources('scripts'), ...sources('test/support')].join('\n');
-  /** Variables of the platform, of the test harness and of the tools, which are not the collector's settings. */
-  const OTHER_VARIABLES = /^(AWS_|NODE_|LAMBDA_|TEST_|PG_BIN|CHAOS_|SOAK_|BENCH_|XYN_TEST_RUN$|PUSHGATEWAY_BIN$|PROMETHEUS_BIN$|PROMTOOL_BIN$|X_SSM_PARAMETER$)/;
+  /** Variables of the platform, of the test harness and of the tools (and CloudFormation stack statuses): not the collector's settings. */
+  const OTHER_VARIABLES = /^(AWS_|NODE_|LAMBDA_|TEST_|PG_BIN|CHAOS_|SOAK_|BENCH_|XYN_TEST_RUN$|PUSHGATEWAY_BIN$|PROMETHEUS_BIN$|PROMTOOL_BIN$|X_SSM_PARAMETER$|(CREATE|UPDATE|DELETE|ROLLBACK)_[A-Z_]+$)/;
 
   it('every setting-like name is a setting, a secret\'s X_SSM_PARAMETER, another program\'s variable, or a constant of the code', () => {
     const names = new Set([...text.matchAll(/`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?==|`)/g)].map((m) => m[1]!));
