@@ -134,7 +134,7 @@ describe('every name the docs use exists (issue 24)', () => {
   const docs = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
   if (readdirSync(ROOT).includes('CONTRIBUTING.md')) docs.push('CONTRIBUTING.md');
   const text = docs.map((d) => `\n<!-- ${d} -->\n${read(d)}`).join('\n');
-  const code = [...sources('lib'), ...sources('functions'), ...sources('scripts'), ...sources('test/support')].join('\n');
+  const code = [...sources('lib'), ...sources('functions'), ...sources('scripts'), ...sources('test/support'), read('vitest.config.ts')].join('\n');
   /** Variables of the platform, of the test harness and of the tools (and CloudFormation stack statuses): not the collector's settings. */
   const OTHER_VARIABLES = /^(AWS_|NODE_|LAMBDA_|TEST_|PG_BIN|CHAOS_|SOAK_|BENCH_|XYN_TEST_RUN$|PUSHGATEWAY_BIN$|PROMETHEUS_BIN$|PROMTOOL_BIN$|X_SSM_PARAMETER$|(CREATE|UPDATE|DELETE|ROLLBACK)_[A-Z_]+$)/;
 
