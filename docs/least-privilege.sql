@@ -45,7 +45,8 @@
 --     or schema owner can, and it changes every role, so it is never done here.
 --
 -- Per feature (docs/extras.md):
---   the queue snapshot, BLUEPRINT_COLUMN, STATUS_ESTIMATE_ABOVE: the runs table only (the grant below).
+--   the queue snapshot, BLUEPRINT_COLUMN, RUN_STARTED_COLUMN / RUN_FINISHED_COLUMN (flow),
+--   STATUS_ESTIMATE_ABOVE: the runs table only (the grant below).
 --   HEARTBEAT_TABLE=<hschema>.<htable>: add -v heartbeat_schema=<hschema> -v heartbeat_table=<htable>
 --     (run the script again with the same role and both to add it later: every statement is repeatable
 --     but CREATE ROLE, so pass -v existing=1 to skip that one).

@@ -21,7 +21,7 @@ import { startStopwatch } from '../lib/core/clock';
 import { redactingSink, stdoutSink, type LogSink } from '../lib/core/log';
 import { collectRegistry } from '../lib/runtime/collect';
 import { configure, invocationDeadline, parseBudgets, refetchSecrets, SetupError, type Setup, type SetupOptions } from '../lib/runtime/handler';
-import { summarize } from '../lib/runtime/tick-record';
+import { describeDegraded, summarize } from '../lib/runtime/tick-record';
 
 /** The scrape's token stays cached at least this long (docs/extras.md). */
 export const TOKEN_CACHE_SECONDS = 60;
@@ -103,15 +103,15 @@ export async function metrics(event: Partial<APIGatewayProxyEventV2> | undefined
   // A failed read still answers 200 with xyn_collector_up 0 alone, as the push does:
   // Prometheus's own `up` then says the endpoint works and this says the database does not.
   log({
-    level: collected.dbError ? 'error' : collected.historyError ? 'warn' : 'info',
-    msg: collected.dbError ? 'scrape failed' : collected.historyError ? 'scrape degraded' : 'scrape',
+    level: collected.dbError ? 'error' : collected.degraded.length > 0 ? 'warn' : 'info',
+    msg: collected.dbError ? 'scrape failed' : collected.degraded.length > 0 ? 'scrape degraded' : 'scrape',
     outcome: collected.dbError ? 'db_failed' : 'ok',
     status: 200,
     ...request,
     duration_ms: Math.round(elapsed()),
     db_ms: collected.dbMs,
     ...(collected.snapshot ? { figures: summarize(collected.snapshot) } : {}),
-    ...(collected.historyError ? { degraded: `terminal counts missing: ${collected.historyError}` } : {}),
+    ...(collected.degraded.length > 0 ? { degraded: describeDegraded(collected.degraded), missing: collected.degraded.map((p) => p.part) } : {}),
     ...(collected.dbError ? { error: collected.dbError } : {}),
   });
   return {

@@ -245,6 +245,7 @@ export function parseDatabase(env: Env): DatabaseSection {
       statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS'),
       lockTimeoutMs: integer(env, 'DB_LOCK_TIMEOUT_MS'),
       statusEstimateAbove: parseEstimateAbove(env),
+      statusTopK: integer(env, 'STATUS_TOP_K'),
     },
     secrets: [password, encodedPassword],
   };

@@ -7,7 +7,7 @@
 import { ConfigError } from './errors';
 import { parseColumnName, parseTableName } from './identifiers';
 import { integer, text, textOrDefault, type Env } from './read';
-import type { BlueprintConfig, ExtrasConfig, HeartbeatConfig, SamplingConfig } from './types';
+import type { BlueprintConfig, ColumnName, ExtrasConfig, FlowConfig, HeartbeatConfig, SamplingConfig } from './types';
 
 /** A bearer token shorter than this is guessable; the /metrics function would be as good as open. */
 export const MIN_BEARER_TOKEN_LENGTH = 16;
@@ -28,29 +28,49 @@ function parseHeartbeat(env: Env): HeartbeatConfig | undefined {
   };
 }
 
+/** The time columns the flow figures and the per-blueprint durations read, each optional on its own. */
+function timeColumn(env: Env, name: 'RUN_STARTED_COLUMN' | 'RUN_FINISHED_COLUMN'): ColumnName | undefined {
+  const raw = text(env, name);
+  return raw === undefined ? undefined : parseColumnName(raw, name);
+}
+
+function parseFlow(env: Env): FlowConfig | undefined {
+  const startedColumn = timeColumn(env, 'RUN_STARTED_COLUMN');
+  const finishedColumn = timeColumn(env, 'RUN_FINISHED_COLUMN');
+  if (startedColumn === undefined && finishedColumn === undefined) {
+    if (text(env, 'FLOW_WINDOW_SECONDS') !== undefined) {
+      throw new ConfigError('FLOW_WINDOW_SECONDS is set but neither RUN_STARTED_COLUMN nor RUN_FINISHED_COLUMN is; set one or both to enable the flow figures');
+    }
+    return undefined;
+  }
+  return { startedColumn, finishedColumn, windowSeconds: integer(env, 'FLOW_WINDOW_SECONDS') };
+}
+
 function parseBlueprints(env: Env): BlueprintConfig | undefined {
   const columns = ['BLUEPRINT_COLUMN', 'RUN_STARTED_COLUMN', 'RUN_FINISHED_COLUMN'] as const;
-  const set = columns.filter((v) => text(env, v) !== undefined);
-  if (set.length === 0) {
+  const blueprint = text(env, 'BLUEPRINT_COLUMN');
+  if (blueprint === undefined) {
+    // The time columns alone are the flow figures; only the blueprint settings are stray here.
     const stray = (['BLUEPRINT_WINDOW_SECONDS', 'BLUEPRINT_TOP_K'] as const).find((v) => text(env, v) !== undefined);
     if (stray) throw new ConfigError(`${stray} is set but BLUEPRINT_COLUMN is not; set ${columns.join(', ')} to enable per-blueprint metrics`);
     return undefined;
   }
+  const set = columns.filter((v) => text(env, v) !== undefined);
   const missing = columns.find((v) => text(env, v) === undefined);
   if (missing) {
     throw new ConfigError(`${missing} is not set; per-blueprint metrics need all of ${columns.join(', ')} (${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set)`);
   }
   return {
-    column: parseColumnName(text(env, 'BLUEPRINT_COLUMN')!, 'BLUEPRINT_COLUMN'),
-    startedColumn: parseColumnName(text(env, 'RUN_STARTED_COLUMN')!, 'RUN_STARTED_COLUMN'),
-    finishedColumn: parseColumnName(text(env, 'RUN_FINISHED_COLUMN')!, 'RUN_FINISHED_COLUMN'),
+    column: parseColumnName(blueprint, 'BLUEPRINT_COLUMN'),
+    startedColumn: timeColumn(env, 'RUN_STARTED_COLUMN')!,
+    finishedColumn: timeColumn(env, 'RUN_FINISHED_COLUMN')!,
     windowSeconds: integer(env, 'BLUEPRINT_WINDOW_SECONDS'),
     topK: integer(env, 'BLUEPRINT_TOP_K'),
   };
 }
 
 export function parseExtras(env: Env): ExtrasConfig {
-  return { heartbeat: parseHeartbeat(env), blueprints: parseBlueprints(env) };
+  return { heartbeat: parseHeartbeat(env), blueprints: parseBlueprints(env), flow: parseFlow(env) };
 }
 
 export function parseSampling(env: Env): SamplingConfig {

@@ -9,7 +9,12 @@ import { ConfigError } from './errors';
 import type { ColumnName, TableName } from './types';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/**
+ * With __name__, job and a metric's own labels (two at most) every series
+ * stays within 30 labels, Mimir's default -validation.max-label-names-per-series.
+ */
+export const MAX_STATIC_LABELS = 20;
 // Values travel in a URL path; keep them plain so no encoding games are needed.
 export const LABEL_VALUE = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -52,7 +57,7 @@ export function parseLabels(raw: string | undefined, variable: string): Record<s
       throw new ConfigError(`${variable} must look like "env=prod,region=eu", got "${raw}"`);
     }
     if (!LABEL_NAME.test(key) || key.startsWith('__') || key === 'job' || key === 'instance') {
-      throw new ConfigError(`${variable} label "${key}" is not allowed (a Prometheus label name, not job, instance or __*)`);
+      throw new ConfigError(`${variable} label "${key.slice(0, 40)}" is not allowed (a Prometheus label name of at most 128 characters, not job, instance or __*)`);
     }
     if (METRIC_LABEL_NAMES.includes(key)) {
       throw new ConfigError(
@@ -64,6 +69,9 @@ export function parseLabels(raw: string | undefined, variable: string): Record<s
     }
     if (key in labels) throw new ConfigError(`${variable} names "${key}" twice`);
     labels[key] = value;
+  }
+  if (Object.keys(labels).length > MAX_STATIC_LABELS) {
+    throw new ConfigError(`${variable} has ${Object.keys(labels).length} labels; at most ${MAX_STATIC_LABELS}, so every series stays within a receiver's label limit (Mimir: 30)`);
   }
   return labels;
 }

@@ -77,11 +77,15 @@ export const SETTINGS = {
   },
   DB_STATEMENT_TIMEOUT_MS: {
     kind: 'integer', scope: 'run', readBy: both, default: 5_000, min: 10, max: 600_000,
-    summary: 'statement budget of the snapshot transaction; the whole read gets 75% of it, the rest is kept for a degraded tick\'s re-read of the alerting figures',
+    summary: 'statement budget of the snapshot transaction: the batch gets 75% of it, shared out among its SELECTs (each may use what the ones before it left), the rest is kept for a degraded tick\'s re-read',
   },
   DB_LOCK_TIMEOUT_MS: {
     kind: 'integer', scope: 'run', readBy: both, default: 2_000, min: 10, max: 600_000,
     summary: '`lock_timeout`: give up rather than queue behind a lock',
+  },
+  STATUS_TOP_K: {
+    kind: 'integer', scope: 'run', readBy: both, default: 20, min: 1, max: 200,
+    summary: 'status labels kept by name besides QUEUED and RUNNING (the top K by count, in xyn_queue_depth and xyn_runs_finished_in_window); the rest are summed under status="other", so a text status column cannot explode cardinality',
   },
   STATUS_ESTIMATE_ABOVE: {
     kind: 'integer', scope: 'run', readBy: both, default: 100_000, min: 1, max: Number.MAX_SAFE_INTEGER, words: ['off'],
@@ -229,17 +233,21 @@ export const SETTINGS = {
     kind: 'integer', scope: 'run', readBy: both, default: 60, min: 1, max: 86_400,
     summary: 'a worker whose last heartbeat is older than this is not alive',
   },
-  BLUEPRINT_COLUMN: {
-    kind: 'identifier', scope: 'run', readBy: both,
-    summary: 'per-blueprint metrics: the runs table\'s blueprint column (with RUN_STARTED_COLUMN and RUN_FINISHED_COLUMN)',
-  },
   RUN_STARTED_COLUMN: {
     kind: 'identifier', scope: 'run', readBy: both,
-    summary: 'the runs table\'s start-time column',
+    summary: 'flow: the runs table\'s start-time column (xyn_runs_started_in_window, xyn_queue_wait_seconds); index it',
   },
   RUN_FINISHED_COLUMN: {
     kind: 'identifier', scope: 'run', readBy: both,
-    summary: 'the runs table\'s finish-time column',
+    summary: 'flow: the runs table\'s finish-time column (xyn_runs_finished_in_window{status}); index it',
+  },
+  FLOW_WINDOW_SECONDS: {
+    kind: 'integer', scope: 'run', readBy: both, default: 300, min: 10, max: 86_400,
+    summary: 'the flow figures count runs started or finished within this many seconds of the database clock; keep it at least the schedule period',
+  },
+  BLUEPRINT_COLUMN: {
+    kind: 'identifier', scope: 'run', readBy: both,
+    summary: 'per-blueprint metrics: the runs table\'s blueprint column (needs RUN_STARTED_COLUMN and RUN_FINISHED_COLUMN)',
   },
   BLUEPRINT_WINDOW_SECONDS: {
     kind: 'integer', scope: 'run', readBy: both, default: 3_600, min: 60, max: 604_800,

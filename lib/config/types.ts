@@ -73,6 +73,8 @@ export interface DatabaseConfig {
    * statistics, not counted; undefined (STATUS_ESTIMATE_ABOVE=off) counts every status exactly.
    */
   statusEstimateAbove: number | undefined;
+  /** Status labels kept by name besides QUEUED and RUNNING; the rest are summed under status="other". */
+  statusTopK: number;
 }
 
 export type HttpAuth =
@@ -141,6 +143,18 @@ export interface HeartbeatConfig {
   ttlSeconds: number;
 }
 
+/**
+ * Opt-in flow figures (RUN_STARTED_COLUMN and/or RUN_FINISHED_COLUMN): runs
+ * started and finished within the window, and the wait from due to start.
+ * Each figure is present when its column is configured.
+ */
+export interface FlowConfig {
+  startedColumn: ColumnName | undefined;
+  finishedColumn: ColumnName | undefined;
+  /** Runs started or finished within this many seconds of the database clock. */
+  windowSeconds: number;
+}
+
 /** Opt-in per-blueprint metrics (BLUEPRINT_COLUMN with the start and finish columns). */
 export interface BlueprintConfig {
   column: ColumnName;
@@ -156,6 +170,7 @@ export interface BlueprintConfig {
 export interface ExtrasConfig {
   heartbeat: HeartbeatConfig | undefined;
   blueprints: BlueprintConfig | undefined;
+  flow: FlowConfig | undefined;
 }
 
 export interface Config {

@@ -12,6 +12,7 @@
 import Gauge from 'prom-client/lib/gauge.js';
 import Registry from 'prom-client/lib/registry.js';
 import { BLUEPRINT_QUANTILES, type BlueprintSnapshot } from '../source/blueprints';
+import { WAIT_QUANTILES, type FlowSnapshot } from '../source/flow';
 import type { QueueSnapshot } from '../source/snapshot';
 import { METRICS, type MetricDefinition } from './definitions';
 
@@ -37,6 +38,20 @@ function addBlueprints(registry: Registry, blueprints: BlueprintSnapshot): void 
   }
 }
 
+/** Each flow figure whose column is configured; the wait quantiles only when a run started in the window. */
+function addFlow(registry: Registry, flow: FlowSnapshot): void {
+  gauge(registry, METRICS.flowWindow).set(flow.windowSeconds);
+  if (flow.finished) {
+    const finished = gauge(registry, METRICS.runsFinishedInWindow);
+    for (const f of flow.finished) finished.set({ status: f.status }, f.count);
+  }
+  if (flow.started !== undefined) gauge(registry, METRICS.runsStartedInWindow).set(flow.started);
+  if (flow.waitSeconds) {
+    const wait = gauge(registry, METRICS.queueWait);
+    for (const q of WAIT_QUANTILES) wait.set({ quantile: q }, flow.waitSeconds[q]);
+  }
+}
+
 /**
  * The registry for one push. Without a snapshot (the database could not be
  * read) only the collector-health gauges are present, so a PUT of it removes
@@ -54,13 +69,16 @@ export function buildRegistry(snapshot: QueueSnapshot | undefined, health: Colle
     gauge(registry, METRICS.readyDepth).set(snapshot.ready);
     gauge(registry, METRICS.futureDepth).set(snapshot.future);
     gauge(registry, METRICS.oldestReadySeconds).set(snapshot.oldestReadySeconds);
+    gauge(registry, METRICS.oldestDueSeconds).set(snapshot.oldestDueSeconds);
     gauge(registry, METRICS.expiredLeases).set(snapshot.expiredLeases);
     gauge(registry, METRICS.activeLeases).set(snapshot.activeLeases);
+    gauge(registry, METRICS.withoutLease).set(snapshot.runningWithoutLease);
     if (snapshot.workersAlive !== undefined) gauge(registry, METRICS.workersAlive).set(snapshot.workersAlive);
     if (snapshot.blueprints) addBlueprints(registry, snapshot.blueprints);
+    if (snapshot.flow) addFlow(registry, snapshot.flow);
   }
   gauge(registry, METRICS.collectorUp).set(health.up ? 1 : 0);
-  if (snapshot) gauge(registry, METRICS.collectorDegraded).set(snapshot.terminalCountsMissing ? 1 : 0);
+  if (snapshot) gauge(registry, METRICS.collectorDegraded).set(snapshot.missing?.length ? 1 : 0);
   gauge(registry, METRICS.collectorDuration).set(health.durationSeconds);
   return registry;
 }

@@ -11,7 +11,13 @@ import type { Deadline } from '../core/deadline';
 import { describeError } from '../core/redact';
 import { buildRegistry } from '../metrics/registry';
 import { readQueueSnapshot } from '../source/read';
-import type { QueueSnapshot } from '../source/snapshot';
+import type { MissingPart, QueueSnapshot } from '../source/snapshot';
+
+/** A part of the read a degraded tick lacks, and why (redacted); `error` undefined: not reached after an earlier failure. */
+export interface DegradedPart {
+  part: MissingPart;
+  error: string | undefined;
+}
 
 export interface Collected {
   /** A fresh registry: the queue figures, or only xyn_collector_up 0 (and the duration) when the read failed. */
@@ -20,8 +26,8 @@ export interface Collected {
   snapshot: QueueSnapshot | undefined;
   /** Why the database could not be read (redacted), when it could not. */
   dbError: string | undefined;
-  /** A degraded tick: why the terminal counts are missing (redacted); the alerting figures were read. */
-  historyError: string | undefined;
+  /** A degraded tick: the parts missing and why (empty when the read was whole); the alerting figures were read. */
+  degraded: DegradedPart[];
   dbMs: number;
   /** The connection would not close in time and was cut (the data was already read). */
   dbCloseForced: boolean;
@@ -44,7 +50,7 @@ export async function collectRegistry(config: Config, deadline: Deadline): Promi
   const where = `database ${config.database.host}`;
   let snapshot: QueueSnapshot | undefined;
   let dbError: string | undefined;
-  let historyError: string | undefined;
+  let degraded: DegradedPart[] = [];
   let dbCloseForced = false;
   let dbAuthFailed = false;
   try {
@@ -53,12 +59,12 @@ export async function collectRegistry(config: Config, deadline: Deadline): Promi
     const open = { onSecret: (secret: string) => config.secrets.push(secret) };
     const read = await readQueueSnapshot(config.database, config.extras, deadline, (closed) => (dbCloseForced = closed.forced), open);
     snapshot = read.snapshot;
-    if (read.historyError !== undefined) historyError = `${where}: ${describeError(read.historyError, config.secrets)}`;
+    degraded = read.failures.map((f) => ({ part: f.part, error: f.error === undefined ? undefined : `${where}: ${describeError(f.error, config.secrets)}` }));
   } catch (error) {
     dbError = `${where}: ${describeError(error, config.secrets)}`;
     dbAuthFailed = isPasswordRefused(error);
   }
   const dbMs = Math.round(elapsed());
   const registry = buildRegistry(snapshot, { up: snapshot !== undefined, durationSeconds: dbMs / 1000 });
-  return { registry, exposition: await registry.metrics(), snapshot, dbError, historyError, dbMs, dbCloseForced, dbAuthFailed };
+  return { registry, exposition: await registry.metrics(), snapshot, dbError, degraded, dbMs, dbCloseForced, dbAuthFailed };
 }

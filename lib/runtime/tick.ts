@@ -7,8 +7,10 @@
  * xyn_collector_up 0 and xyn_collector_duration_seconds is pushed (PUT
  * replaces the group, so no stale queue value stays on display) and the tick
  * still fails, so Lambda's error metrics see it.
- * When only counting the history fails, the tick is degraded, not failed: the
- * alerting figures are re-read alone from the same snapshot and pushed.
+ * When only part of the read fails (counting the history, an extra), the tick
+ * is degraded, not failed: what was read is kept, the alerting figures are
+ * re-read from the same snapshot if need be, and pushed; the part that failed
+ * is absent and named in the log line.
  */
 
 import type { Config } from '../config/types';

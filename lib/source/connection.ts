@@ -62,13 +62,28 @@ export interface QueryResultLike {
   rows: Record<string, unknown>[];
 }
 
+/**
+ * What a batch got: the result of every statement that completed, in order,
+ * and the error that stopped it, if one did (the statements after it did not
+ * run). Completed results are kept so a batch whose fourth SELECT failed
+ * still yields its first three.
+ */
+export interface BatchOutcome {
+  completed: QueryResultLike[];
+  error: unknown;
+}
+
 interface NeonSocketLike {
   ws?: { terminate?: () => void; close?: () => void } | null;
 }
 
 export interface DatabaseSession {
-  /** Run a simple-protocol batch; returns one result per statement. */
-  batch(sql: string, deadline: Deadline): Promise<QueryResultLike[]>;
+  /**
+   * Run a simple-protocol batch: one result per completed statement, and the
+   * error that stopped it (server or connection); rejects only when the
+   * deadline cuts it.
+   */
+  batch(sql: string, deadline: Deadline): Promise<BatchOutcome>;
   /** Close, and cut the socket if the peer does not answer in time. Never throws. */
   close(deadline: Deadline): Promise<{ forced: boolean }>;
 }
@@ -180,8 +195,74 @@ function withIamHint(error: Error): Error {
 }
 
 interface SessionClient {
-  query(sql: string): Promise<unknown>;
+  query(submittable: CollectingBatch): unknown;
   end(): Promise<void>;
+}
+
+interface WireField {
+  name: string;
+}
+
+/**
+ * A simple-protocol query that keeps the result of every statement as it
+ * completes: node-postgres (and the Neon driver, its fork) answer a failed
+ * multi-statement query with the error alone, losing what the statements
+ * before it returned. Both drivers take such a "submittable" object in place
+ * of query text (pg-cursor uses the same door). Values stay text, as the
+ * server sends them; lib/source/rows.ts reads numbers and json from text.
+ */
+export class CollectingBatch {
+  readonly completed: QueryResultLike[] = [];
+  callback: ((error: unknown, completed: QueryResultLike[]) => void) | undefined;
+  private fields: string[] = [];
+  private rows: Record<string, unknown>[] = [];
+
+  constructor(readonly text: string) {}
+
+  submit(connection: { query(text: string): void }): null {
+    connection.query(this.text);
+    return null;
+  }
+
+  handleRowDescription(message: { fields: WireField[] }): void {
+    this.fields = message.fields.map((f) => f.name);
+    this.rows = [];
+  }
+
+  handleDataRow(message: { fields: unknown[] }): void {
+    this.rows.push(Object.fromEntries(this.fields.map((name, i) => [name, message.fields[i] ?? null])));
+  }
+
+  handleCommandComplete(message: { text?: string }): void {
+    this.completed.push({ command: message.text?.split(' ')[0], rows: this.rows });
+    this.fields = [];
+    this.rows = [];
+  }
+
+  handleEmptyQuery(): void {}
+
+  handlePortalSuspended(): void {}
+
+  // The batch never copies; refuse politely should the server ever ask.
+  handleCopyInResponse(connection: { sendCopyFail(message: string): void }): void {
+    connection.sendCopyFail('not supported');
+  }
+
+  handleCopyData(): void {}
+
+  handleError(error: unknown): void {
+    this.finish(error);
+  }
+
+  handleReadyForQuery(): void {
+    this.finish(undefined);
+  }
+
+  private finish(error: unknown): void {
+    const callback = this.callback;
+    this.callback = undefined;
+    callback?.(error, this.completed);
+  }
 }
 
 /** The tick's view of either client: one batch, a close that is cut after CLOSE_GRACE_MS. */
@@ -198,15 +279,18 @@ function sessionOf(client: SessionClient, cut: () => void, secrets: readonly str
   let broken = false;
   return {
     async batch(sql, deadline) {
-      const query = client.query(sql).catch((error: unknown) => {
-        if (!isServerError(error)) broken = true;
-        throw redactedError(error, secrets);
+      const query = new CollectingBatch(sql);
+      const outcome = new Promise<BatchOutcome>((resolve) => {
+        query.callback = (error, completed) => {
+          if (error !== undefined && !isServerError(error)) broken = true;
+          resolve({ completed, error: error === undefined ? undefined : redactedError(error, secrets) });
+        };
       });
-      const result = await withDeadline('database query', deadline, query, () => {
+      client.query(query);
+      return withDeadline('database query', deadline, outcome, () => {
         broken = true;
         cut();
       });
-      return (Array.isArray(result) ? result : [result]) as QueryResultLike[];
     },
     async close(deadline) {
       if (broken) {

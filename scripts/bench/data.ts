@@ -16,7 +16,8 @@
  *   place), queued when their neighbours were, so the QUEUED rows are scattered
  *   over the whole heap and the oldest ready run is months old.
  * Future run_at and live leases are days ahead so a reused table keeps its
- * shape between runs.
+ * shape between runs; the newest terminal runs get fresh start and finish
+ * times on every use (refreshFlowTimesSql).
  *
  * A dataset is tagged with a table comment that names its spec; a table whose
  * comment and row count match is reused as is (--rebuild forces a new build).
@@ -152,6 +153,41 @@ COMMENT ON TABLE ${t} IS '${tag(spec)}';
 `;
 }
 
+/**
+ * The flow SELECT counts runs started and finished in the last minutes of the
+ * database clock, and a reused table's times are those of the day it was
+ * built. So on every use the newest terminal runs get fresh times: a steady
+ * stream of FLOW_STREAM_PER_SECOND finishes (each started 20 s before it
+ * finished, after a wait of 0-89 s) from an hour ago to FLOW_STREAM_AHEAD_SECONDS
+ * ahead: the times ahead enter the window as the clock reaches them, so every
+ * window up to an hour holds the same number of runs for as long as the
+ * measurements take (the window ends at now(); a time ahead is not read).
+ * Busier than the tables' own history (a year of 1M or 10M runs is 0.03 or
+ * 0.3 a second), so the flow's cost is measured at a busy queue's window.
+ */
+export const FLOW_STREAM_PER_SECOND = 2;
+export const FLOW_STREAM_AHEAD_SECONDS = 3_600;
+export const FLOW_STREAM_SECONDS = 3_600 + FLOW_STREAM_AHEAD_SECONDS;
+
+export function refreshFlowTimesSql(spec: DatasetSpec): string {
+  const t = `"${spec.schema}"."runs"`;
+  const n = FLOW_STREAM_PER_SECOND * FLOW_STREAM_SECONDS;
+  return `
+WITH recent AS (
+  SELECT id, row_number() OVER (ORDER BY id DESC) AS k
+  FROM (SELECT id FROM ${t} WHERE id > ${Math.max(0, spec.rows - 4 * n)} AND status::text NOT IN ('QUEUED', 'RUNNING') ORDER BY id DESC LIMIT ${n}) newest
+),
+times AS (
+  SELECT id, k, now() + interval '${FLOW_STREAM_AHEAD_SECONDS} seconds' - (k::float8 / ${FLOW_STREAM_PER_SECOND}) * interval '1 second' AS finished FROM recent
+)
+UPDATE ${t} r
+SET finished_at = t.finished,
+    started_at = t.finished - interval '20 seconds',
+    queued_at = t.finished - interval '20 seconds' - (t.k % 90) * interval '1 second',
+    run_at = t.finished - interval '20 seconds' - (t.k % 90) * interval '1 second'
+FROM times t WHERE r.id = t.id`;
+}
+
 export interface DatasetInfo {
   reused: boolean;
   buildSeconds: number;
@@ -215,6 +251,7 @@ export async function ensureDataset(
     await client.query(`ALTER TABLE "${spec.schema}".runs ADD PRIMARY KEY (id)`);
     // The indexes exactly as runs-schema.ts declares them (the seed's four and any added since).
     await client.query(runsSchemaSql(spec.schema));
+    await client.query(refreshFlowTimesSql(spec));
     log(`  indexed in ${((Date.now() - started) / 1000).toFixed(1)} s; vacuuming …`);
     await client.query(`${options.vacuum === false ? 'ANALYZE' : 'VACUUM (ANALYZE)'} "${spec.schema}".runs`);
     await client.query(`RESET maintenance_work_mem`);
@@ -226,6 +263,7 @@ export async function ensureDataset(
     await client.query(`SET maintenance_work_mem = '512MB'`);
     await client.query(runsSchemaSql(spec.schema));
     await client.query(`RESET maintenance_work_mem`);
+    await client.query(refreshFlowTimesSql(spec));
     await client.query(`VACUUM (ANALYZE) "${spec.schema}".runs`);
   }
   const sizes = await client.query<{ table_bytes: string; index_bytes: string; all_visible: number }>(

@@ -9,14 +9,16 @@
  * a server restart, so the benchmark does not depend on it.
  *
  * The collector's statement is explained inside the very batch the tick sends
- * (snapshotBatchSql: same transaction mode and SET LOCALs), so the figure is
+ * (snapshotBatch: same transaction mode and SET LOCALs), so the figure is
  * for what production runs.
  */
 
 import type pg from 'pg';
 import { parseTableName } from '../../lib/config/identifiers';
 import type { TableName } from '../../lib/config/types';
-import { queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
+import { flowSql, queueSnapshotSql, snapshotBatch } from '../../lib/source/sql';
+import type { FlowConfig } from '../../lib/config/types';
+import { toFlowSnapshot } from '../../lib/source/flow';
 import { toQueueSnapshot, type QueueSnapshot } from '../../lib/source/snapshot';
 import { seedQueries } from './seed';
 
@@ -38,7 +40,7 @@ export interface PlanNode {
   [key: string]: unknown;
 }
 
-const BATCH = { statementTimeoutMs: 600_000, lockTimeoutMs: 2_000 };
+const BATCH = { budgetMs: 600_000, lockTimeoutMs: 2_000 };
 
 type Explained = [{ Plan: PlanNode; 'Planning Time'?: number; 'Execution Time'?: number }];
 
@@ -70,14 +72,26 @@ export async function explainCollector(
 ): Promise<ServerTime> {
   const name = typeof table === 'string' ? parseTableName(table) : table;
   const options = analyze ? 'ANALYZE, TIMING OFF, FORMAT JSON' : 'FORMAT JSON';
-  const batch = snapshotBatchSql([`EXPLAIN (${options}) ${collectorSql(name, estimateAbove)}`], BATCH);
+  const batch = snapshotBatch([`EXPLAIN (${options}) ${collectorSql(name, estimateAbove)}`], BATCH).sql;
   return serverTime(explainRows(await client.query(batch)));
 }
 
 /** EXPLAIN ANALYZE of a degraded tick's re-read: the alerting figures alone, no history part. */
 export async function explainAlerting(client: pg.Client, table: string): Promise<ServerTime> {
   const sql = queueSnapshotSql({ table: parseTableName(table), estimateAbove: undefined, history: false });
-  return serverTime(explainRows(await client.query(snapshotBatchSql([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`], BATCH))));
+  return serverTime(explainRows(await client.query(snapshotBatch([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`], BATCH).sql)));
+}
+
+/** The flow extra as the bench and the plan test read it: both columns of the seed schema, the default window. */
+export function benchFlow(windowSeconds = 300): FlowConfig {
+  return { startedColumn: { name: 'started_at', sql: '"started_at"' }, finishedColumn: { name: 'finished_at', sql: '"finished_at"' }, windowSeconds };
+}
+
+/** EXPLAIN (optionally without ANALYZE) of the flow SELECT, inside the tick's batch. */
+export async function explainFlow(client: pg.Client, table: string, flow: FlowConfig = benchFlow(), analyze = true): Promise<ServerTime> {
+  const options = analyze ? 'ANALYZE, TIMING OFF, FORMAT JSON' : 'FORMAT JSON';
+  const sql = flowSql(parseTableName(table), flow);
+  return serverTime(explainRows(await client.query(snapshotBatch([`EXPLAIN (${options}) ${sql}`], BATCH).sql)));
 }
 
 /** EXPLAIN ANALYZE of each of the seed's four queries, each on its own as the seed sends them. */
@@ -87,6 +101,61 @@ export async function explainSeed(client: pg.Client, table: string): Promise<{ t
     perQueryMs.push(serverTime(explainRows(await client.query(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`))).totalMs);
   }
   return { totalMs: perQueryMs.reduce((a, b) => a + b, 0), perQueryMs };
+}
+
+/** EXPLAIN ANALYZE of the statement that gives a SELECT its share of the budget (one before each SELECT of the batch). */
+export async function explainBudgetStatement(client: pg.Client): Promise<ServerTime> {
+  const batch = snapshotBatch(['SELECT 1'], BATCH);
+  const budget = batch.sql.split(';\n')[batch.selectAt[0]! - 1]!;
+  return serverTime(explainRows(await client.query(snapshotBatch([`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${budget}`], BATCH).sql)));
+}
+
+/** Runs started and finished within the last `windowSeconds` (what the flow SELECT reads). */
+export async function flowRows(client: pg.Client, table: string, windowSeconds: number): Promise<{ started: number; finished: number }> {
+  const t = parseTableName(table).sql;
+  const since = `now() - interval '${windowSeconds} seconds'`;
+  const { rows } = await client.query<{ started: string; finished: string }>(
+    `SELECT (SELECT count(*) FROM ${t} WHERE started_at > ${since} AND started_at <= now()) AS started,
+            (SELECT count(*) FROM ${t} WHERE finished_at > ${since} AND finished_at <= now()) AS finished`,
+  );
+  return { started: Number(rows[0]!.started), finished: Number(rows[0]!.finished) };
+}
+
+/**
+ * Where the flow SELECT's figures differ from a brute force over the whole
+ * table (index scans off, due computed without greatest()), in one snapshot.
+ */
+export async function checkFlow(client: pg.Client, table: string, flow: FlowConfig = benchFlow()): Promise<string[]> {
+  const name = parseTableName(table);
+  const t = name.sql;
+  const since = `now() - interval '${flow.windowSeconds} seconds'`;
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    const collected = toFlowSnapshot((await client.query(flowSql(name, flow))).rows[0] as Record<string, unknown>, flow, ALL_STATUSES);
+    await client.query('SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off');
+    const finished = await client.query<{ status: string; n: string }>(
+      `SELECT status::text AS status, count(*) AS n FROM ${t} WHERE finished_at > ${since} AND finished_at <= now() AND status::text NOT IN ('QUEUED', 'RUNNING') GROUP BY 1`,
+    );
+    const [started] = (
+      await client.query<{ n: string; p50: number | null; p90: number | null; p99: number | null }>(`
+        SELECT count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY w) AS p90, percentile_cont(0.99) WITHIN GROUP (ORDER BY w) AS p99
+        FROM (SELECT CASE WHEN queued_at IS NULL AND run_at IS NULL THEN NULL
+                          ELSE greatest(0, extract(epoch FROM started_at - CASE WHEN run_at IS NULL OR queued_at > run_at THEN queued_at ELSE run_at END)) END AS w
+              FROM ${t} WHERE started_at > ${since} AND started_at <= now()) s`)
+    ).rows;
+    const out: string[] = [];
+    const truth = new Map(finished.rows.map((r) => [r.status, Number(r.n)]));
+    for (const f of collected.finished ?? []) if (f.count !== (truth.get(f.status) ?? 0)) out.push(`finished ${f.status}: ${f.count} != ${truth.get(f.status) ?? 0}`);
+    if (collected.started !== Number(started!.n)) out.push(`started: ${collected.started} != ${started!.n}`);
+    for (const [q, value] of [['0.5', started!.p50], ['0.9', started!.p90], ['0.99', started!.p99]] as const) {
+      const got = collected.waitSeconds?.[q];
+      if (value === null ? got !== undefined : got === undefined || Math.abs(got - value) > 1e-6) out.push(`wait p${q}: ${got} != ${value}`);
+    }
+    return out;
+  } finally {
+    await client.query('COMMIT');
+  }
 }
 
 /** Every plan node, depth first. */
@@ -119,9 +188,12 @@ SELECT
   count(*) FILTER (WHERE status = 'QUEUED' AND run_at > now()) AS future,
   greatest(0, coalesce(extract(epoch FROM now() - min(queued_at) FILTER (
     WHERE status = 'QUEUED' AND (run_at <= now() OR run_at IS NULL))), 0))::float8 AS oldest_ready_seconds,
+  greatest(0, coalesce(extract(epoch FROM now() - min(CASE WHEN run_at IS NULL OR queued_at > run_at THEN queued_at ELSE run_at END) FILTER (
+    WHERE status = 'QUEUED' AND (run_at <= now() OR run_at IS NULL))), 0))::float8 AS oldest_due_seconds,
   count(*) FILTER (WHERE status = 'RUNNING') AS running,
   count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at < now()) AS expired_leases,
   count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at >= now()) AS active_leases,
+  count(*) FILTER (WHERE status = 'RUNNING' AND lease_expires_at IS NULL) AS running_without_lease,
   (SELECT coalesce(json_agg(json_build_object('status', s, 'count', n, 'estimated', false) ORDER BY s), '[]')
      FROM (SELECT status::text AS s, count(*) AS n FROM ${t}
            WHERE status::text NOT IN ('QUEUED', 'RUNNING') GROUP BY status) g) AS terminal_statuses,
@@ -131,7 +203,6 @@ SELECT
 FROM ${t}`;
 }
 
-/** Run the collector's statement and the reference in one REPEATABLE READ transaction. */
 /** Largest relative error among the estimated statuses (0 when none is estimated). */
 export function largestEstimateError(actual: QueueSnapshot, reference: QueueSnapshot): { status: string; error: number } | undefined {
   const ref = new Map(reference.statuses.map((s) => [s.status, s.count]));
@@ -144,6 +215,10 @@ export function largestEstimateError(actual: QueueSnapshot, reference: QueueSnap
   return worst;
 }
 
+/** The bench's tables hold five statuses; no cap applies when they are compared. */
+const ALL_STATUSES = 200;
+
+/** Run the collector's statement and the reference in one REPEATABLE READ transaction. */
 export async function checkExactness(
   client: pg.Client,
   table: string,
@@ -152,9 +227,9 @@ export async function checkExactness(
   const name = parseTableName(table);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    const collector = toQueueSnapshot((await client.query(collectorSql(name, estimateAbove))).rows[0] as Record<string, unknown>);
+    const collector = toQueueSnapshot((await client.query(collectorSql(name, estimateAbove))).rows[0] as Record<string, unknown>, ALL_STATUSES);
     await client.query('SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off');
-    const reference = toQueueSnapshot((await client.query(referenceSql(name))).rows[0] as Record<string, unknown>);
+    const reference = toQueueSnapshot((await client.query(referenceSql(name))).rows[0] as Record<string, unknown>, ALL_STATUSES);
     return { collector, reference };
   } finally {
     await client.query('COMMIT');
@@ -178,7 +253,7 @@ export function estimateAllowance(tableRows: number): number {
  */
 export function snapshotDifferences(actual: QueueSnapshot, reference: QueueSnapshot, allowance = 0): string[] {
   const out: string[] = [];
-  for (const key of ['dbNowSeconds', 'ready', 'future', 'oldestReadySeconds', 'expiredLeases', 'activeLeases'] as const) {
+  for (const key of ['dbNowSeconds', 'ready', 'future', 'oldestReadySeconds', 'oldestDueSeconds', 'expiredLeases', 'activeLeases', 'runningWithoutLease'] as const) {
     if (actual[key] !== reference[key]) out.push(`${key}: ${actual[key]} != ${reference[key]}`);
   }
   const ref = new Map(reference.statuses.map((s) => [s.status, s.count]));

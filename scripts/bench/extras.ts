@@ -17,7 +17,7 @@ import { startBridge } from '../bridge/bridge';
 import { parseConfig } from '../../lib/config/parse';
 import type { Env } from '../../lib/config/read';
 import { deadlineIn } from '../../lib/core/deadline';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, workersAliveSql } from '../../lib/source/sql';
+import { blueprintSql, flowSql, queueSnapshotSql, workersAliveSql } from '../../lib/source/sql';
 import { runTick } from '../../lib/runtime/tick';
 import { runsSchemaSql } from '../support/runs-schema';
 
@@ -89,6 +89,7 @@ async function main(): Promise<void> {
       ['queue snapshot, STATUS_ESTIMATE_ABOVE=100000', queueSnapshotSql({ table: config.database.runsTable, estimateAbove: 100_000 })],
       ['workers alive (TTL 60 s)', workersAliveSql(config.extras.heartbeat!)],
       ['blueprints (K 20, window 3600 s)', blueprintSql(config.database.runsTable, config.extras.blueprints!)],
+      ['flow (window 300 s)', flowSql(config.database.runsTable, config.extras.flow!)],
     ];
 
     /** Wall time of the SELECT itself on a local connection (EXPLAIN ANALYZE's per-row timing would inflate it); the plan from EXPLAIN. */

@@ -50,11 +50,16 @@ import { awsEnv, startFakeSsm } from '../support/ssm';
 import { BUNDLE_PATH, measureColdStart, measureSecretColdStart, median, packageFunction, readZip, type PackageResult } from './cold';
 import { ensureDataset, parseCount, parseShape, parseSizeSpec, type Shape } from './data';
 import {
+  benchFlow,
   checkExactness,
+  checkFlow,
   estimateAllowance,
   explainAlerting,
+  explainBudgetStatement,
   explainCollector,
+  explainFlow,
   explainSeed,
+  flowRows,
   largestEstimateError,
   seqScansOn,
   snapshotDifferences,
@@ -73,6 +78,9 @@ import {
 import { runSeedTick } from './seed';
 
 const DEFAULT_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
+/** The flow extra's windows: FLOW_WINDOW_SECONDS's default, and an hour to show how it scales with the runs in it. */
+const FLOW_WINDOW_S = defaultOf('FLOW_WINDOW_SECONDS');
+const FLOW_WIDE_WINDOW_S = 3_600;
 
 interface Options {
   sizes: string[];
@@ -212,6 +220,11 @@ async function main(): Promise<void> {
       if (exactDiffs.length > 0) throw new Error(`${name}: the collector's counts are not exact: ${exactDiffs.join('; ')}`);
       // Only the estimated statuses may differ, and only within the allowance; anything else is a bug.
       if (estimateDiffs.length > 0) throw new Error(`${name}: the default configuration's figures are off: ${estimateDiffs.join('; ')}`);
+      // The flow figures against a brute force, at the default window and at an hour.
+      for (const windowSeconds of [FLOW_WINDOW_S, FLOW_WIDE_WINDOW_S]) {
+        const flowDiffs = await checkFlow(client, table, benchFlow(windowSeconds));
+        if (flowDiffs.length > 0) throw new Error(`${name}: the flow figures (window ${windowSeconds} s) are off: ${flowDiffs.join('; ')}`);
+      }
 
       // (a) database time, measured on the server.
       log(`${name}: database time, ${options.dbRounds} rounds …`);
@@ -238,7 +251,22 @@ async function main(): Promise<void> {
         },
         // What a degraded tick's second round trip asks of the database.
         alerting: async () => (await explainAlerting(client, table)).totalMs,
+        // What the flow extra adds: its SELECT at the default window, and at an hour (12x the runs).
+        flow: async () => {
+          const t = await explainFlow(client, table, benchFlow(FLOW_WINDOW_S));
+          seqScans += seqScansOn(t.plan, 'runs').length;
+          return t.totalMs;
+        },
+        flowWide: async () => {
+          const t = await explainFlow(client, table, benchFlow(FLOW_WIDE_WINDOW_S));
+          seqScans += seqScansOn(t.plan, 'runs').length;
+          return t.totalMs;
+        },
+        // The statement before each SELECT that gives it its share of the budget.
+        budget: async () => (await explainBudgetStatement(client)).totalMs,
       });
+      // What the flow SELECT read in those rounds (the stream of data.ts keeps it steady).
+      const flowRead = { rows: await flowRows(client, table, FLOW_WINDOW_S), wideRows: await flowRows(client, table, FLOW_WIDE_WINDOW_S) };
       // The first round warms caches for all three alike; it is not counted.
       const dropFirst = (values: number[]) => values.slice(1);
 
@@ -303,7 +331,16 @@ async function main(): Promise<void> {
           defaultMs: median(dropFirst(db.default)),
           defaultPlanningMs: median(dropFirst(planning.default)),
           alertingMs: median(dropFirst(db.alerting)),
+          flowMs: median(dropFirst(db.flow)),
+          flowWideMs: median(dropFirst(db.flowWide)),
+          budgetStatementMs: median(dropFirst(db.budget)),
           seqScansOnRuns: seqScans,
+        },
+        flow: {
+          windowSeconds: FLOW_WINDOW_S,
+          wideWindowSeconds: FLOW_WIDE_WINDOW_S,
+          ...flowRead,
+          verified: true,
         },
         e2e: {
           ticks: options.ticks,

@@ -38,11 +38,24 @@ export interface SizeResult {
     defaultPlanningMs: number;
     /** A degraded tick's second statement: the alerting figures alone. */
     alertingMs: number;
+    /** The flow extra's SELECT (both time columns) at the default window, and at the wide one. */
+    flowMs?: number;
+    flowWideMs?: number;
+    /** The statement before each SELECT that sets its share of the budget. */
+    budgetStatementMs?: number;
     /** The default configuration again, timed interleaved with every other table of the run. */
     defaultSideBySideMs?: number;
     seqScansOnRuns: number;
   };
   e2e: { ticks: number; seedTicks: number; seed: Percentiles; exact: Percentiles; default: Percentiles; connect: Percentiles };
+  /** What the flow SELECT read: runs started and finished in each window; its figures equal to a brute force. */
+  flow?: {
+    windowSeconds: number;
+    wideWindowSeconds: number;
+    rows: { started: number; finished: number };
+    wideRows: { started: number; finished: number };
+    verified: boolean;
+  };
   /** Statuses the default configuration estimates. */
   estimatedStatuses: string[];
   /** The estimated status furthest from its true count, relative error. */
@@ -93,12 +106,13 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(1)}×`;
 
 export function renderTable(sizes: SizeResult[]): string {
   const head = [
-    'size', 'rows', 'heap', 'db seed 4q', 'db exact', 'db default', 'seed/default', 'db degraded re-read',
+    'size', 'rows', 'heap', 'db seed 4q', 'db exact', 'db default', 'seed/default', 'db degraded re-read', 'db flow',
     'e2e seed p50/p95', 'e2e exact p50/p95', 'e2e default p50/p95',
   ];
   const rows = sizes.map((s) => [
     name(s), int(s.rows), mib(s.tableBytes), `${ms(s.db.seedMs)} ms`, `${ms(s.db.exactMs)} ms`, `${ms(s.db.defaultMs)} ms`,
-    ratio(s.db.seedMs, s.db.defaultMs), `${ms(s.db.alertingMs)} ms`, `${pct(s.e2e.seed)} ms`, `${pct(s.e2e.exact)} ms`, `${pct(s.e2e.default)} ms`,
+    ratio(s.db.seedMs, s.db.defaultMs), `${ms(s.db.alertingMs)} ms`, s.db.flowMs === undefined ? '-' : `${ms(s.db.flowMs)} ms`,
+    `${pct(s.e2e.seed)} ms`, `${pct(s.e2e.exact)} ms`, `${pct(s.e2e.default)} ms`,
   ]);
   return pad([head, ...rows]);
 }
@@ -113,6 +127,13 @@ export interface TargetVerdict {
 export const SEED_RATIO_TARGET = { newest: 10, spread: 5 } as const;
 /** The default configuration at 10M runs against 1M, the active queue held fixed (issue 13). */
 export const GROWTH_TARGET = 1.5;
+/** What the flow extra may add to a tick's database time at 10M runs, default window (issue 23). */
+export const FLOW_ADDED_MS_TARGET = 5;
+
+/** The flow extra's added database time per tick: its SELECT and the budget statement before it. */
+export function flowAddedMs(s: SizeResult): number | undefined {
+  return s.db.flowMs === undefined ? undefined : s.db.flowMs + (s.db.budgetStatementMs ?? 0);
+}
 
 /** The targets, judged from the figures (undefined: the size needed was not run). */
 export function judgeTargets(report: BenchReport): TargetVerdict[] {
@@ -143,6 +164,16 @@ export function judgeTargets(report: BenchReport): TargetVerdict[] {
             detail: `${ms(dflt(tenM))} ms vs ${ms(dflt(oneM))} ms = ${(dflt(tenM) / dflt(oneM)).toFixed(2)}x${sideBySide ? ', timed side by side' : ''} (${int(oneM.queuedTarget)} QUEUED in both; the history grew 10x). Exact counts for comparison: ${ms(tenM.db.exactMs)} ms vs ${ms(oneM.db.exactMs)} ms = ${(tenM.db.exactMs / oneM.db.exactMs).toFixed(1)}x`,
           }
         : { name: `${shape}: default configuration at 10M within ${GROWTH_TARGET}x of 1M`, met: undefined, detail: 'sizes 1m and 10m@1m not both run' },
+    );
+    const big = ofShape.find((s) => s.rows >= 10_000_000 && flowAddedMs(s) !== undefined);
+    verdicts.push(
+      big
+        ? {
+            name: `${shape}: the flow figures (both time columns, ${big.flow!.windowSeconds} s window) add at most ${FLOW_ADDED_MS_TARGET} ms of database time per tick at ${big.label}`,
+            met: flowAddedMs(big)! <= FLOW_ADDED_MS_TARGET && big.flow!.verified && big.db.seqScansOnRuns === 0,
+            detail: `${ms(big.db.flowMs!)} ms (the flow SELECT) + ${ms(big.db.budgetStatementMs ?? 0)} ms (its budget statement) = ${ms(flowAddedMs(big)!)} ms, over ${int(big.flow!.rows.started)} runs started and ${int(big.flow!.rows.finished)} finished in the window; figures equal to a brute force: ${big.flow!.verified ? 'yes' : 'NO'}; at an hour (${int(big.flow!.wideRows.started)} started, ${int(big.flow!.wideRows.finished)} finished): ${ms(big.db.flowWideMs!)} ms`,
+          }
+        : { name: `${shape}: the flow figures add at most ${FLOW_ADDED_MS_TARGET} ms at 10M runs`, met: undefined, detail: 'no size of 10M runs or more with the flow measured' },
     );
     if (oneM) {
       verdicts.push({
@@ -220,9 +251,9 @@ export function renderMarkdown(r: BenchReport): string {
     '',
     '## Method',
     '',
-    '- **Data** (scripts/bench/data.ts): a `runs` table with the schema and indexes of scripts/support/runs-schema.ts (the seed\'s four, plus `ix_runs_finished_at` for the opt-in extras; neither shape\'s statements use it), filled by one `INSERT … SELECT generate_series` and then `VACUUM (ANALYZE)`. Rows carry a jsonb payload (a few hundred bytes; see B/row). About 1% of the runs are QUEUED (a fifth of them with `run_at` days ahead, a tenth with no `run_at`), about 0.1% RUNNING (a tenth with an expired lease), the rest terminal (≈88% SUCCEEDED, 9% FAILED, 3% CANCELLED). Two data shapes: **newest**, the active runs among the newest ids (the physical tail of the heap), as in a queue drained in order; **spread**, the active runs anywhere in the history, queued when their neighbours were (old stuck runs): the QUEUED rows are scattered over the whole heap and the oldest ready run is months old. A size `10m@1m` is 10M runs whose active queue is that of the 1m table: the history grew 10×, the queue did not — what a table that keeps every run does over time.',
-    '- **Database time per tick** is measured on the server: `EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON)`, planning + execution time. The collector\'s statement is explained inside the very batch the tick sends (`snapshotBatchSql`: READ ONLY REPEATABLE READ, its SET LOCALs); the seed\'s four queries each on their own, as the seed sends them, summed. Median of the rounds after one warm-up round; the shapes run in rotating order each round. (pg_stat_statements would need a server restart to load, so it is not used.)',
-    `- **Default** is the collector as shipped: \`STATUS_ESTIMATE_ABOVE\` unset, i.e. ${int(r.estimateAbove)}: a terminal status whose planner estimate is above it comes from the statistics, every other figure is counted. **Exact** is \`STATUS_ESTIMATE_ABOVE=off\`: every status counted. **Degraded re-read** is the statement a degraded tick sends in its second round trip (the alerting figures alone).`,
+    '- **Data** (scripts/bench/data.ts): a `runs` table with the schema and indexes of scripts/support/runs-schema.ts (the seed\'s four, plus `ix_runs_finished_at` and `ix_runs_started_at` for the opt-in extras; only the flow SELECT uses them), filled by one `INSERT … SELECT generate_series` and then `VACUUM (ANALYZE)`. Rows carry a jsonb payload (a few hundred bytes; see B/row). About 1% of the runs are QUEUED (a fifth of them with `run_at` days ahead, a tenth with no `run_at`), about 0.1% RUNNING (a tenth with an expired lease), the rest terminal (≈88% SUCCEEDED, 9% FAILED, 3% CANCELLED). Two data shapes: **newest**, the active runs among the newest ids (the physical tail of the heap), as in a queue drained in order; **spread**, the active runs anywhere in the history, queued when their neighbours were (old stuck runs): the QUEUED rows are scattered over the whole heap and the oldest ready run is months old. A size `10m@1m` is 10M runs whose active queue is that of the 1m table: the history grew 10×, the queue did not — what a table that keeps every run does over time.',
+    '- **Database time per tick** is measured on the server: `EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON)`, planning + execution time. The collector\'s statement is explained inside the very batch the tick sends (`snapshotBatch`: READ ONLY REPEATABLE READ, its SET LOCALs, the statement that gives it its share of the budget); the seed\'s four queries each on their own, as the seed sends them, summed. Median of the rounds after one warm-up round; the shapes run in rotating order each round. (pg_stat_statements would need a server restart to load, so it is not used.)',
+    `- **Default** is the collector as shipped: \`STATUS_ESTIMATE_ABOVE\` unset, i.e. ${int(r.estimateAbove)}: a terminal status whose planner estimate is above it comes from the statistics, every other figure is counted. **Exact** is \`STATUS_ESTIMATE_ABOVE=off\`: every status counted. **Degraded re-read** is the statement a degraded tick sends in its second round trip (the alerting figures alone). **Flow** is the opt-in flow SELECT with both time columns (\`RUN_STARTED_COLUMN\`, \`RUN_FINISHED_COLUMN\`), timed in the same rounds.`,
     '- **Checked figures**: before timing, both configurations\' snapshots are compared, in one REPEATABLE READ transaction (one `now()`), with a brute-force reference that aggregates the whole table with index scans disabled. Exact: every figure equal. Default: every figure equal except the estimated statuses, which must be within 1% of the table\'s rows of their true count (ANALYZE samples 30,000 rows; that is over three standard errors). The run stops if a check fails. Every explained plan is also walked for sequential scans of `runs`.',
     '- **End to end**: ticks through the real Neon driver, the WebSocket bridge (scripts/bridge/bridge.ts) and a real Pushgateway started for the run: the collector is `runTick` (lib/runtime/tick.ts) with a `parseConfig` configuration; the seed shape opens the same driver client, sends its four queries as four round trips, closes, builds the registry and pushes it. The shapes are interleaved tick by tick; two warm-up ticks each are not counted. Wall-clock ms, nearest-rank p50 and p95.',
     '- **Artifact**: `bash scripts/deploy/package.sh` (serverless package with serverless-esbuild, as a deploy does); the zip is unpacked to a temporary directory and `node -e "require(\'./functions/collect.cjs\')"` (the scheduled handler) is timed in fresh processes, interleaved with a bare `node -e ""`; the require alone is also timed inside the process.',
@@ -241,6 +272,23 @@ export function renderMarkdown(r: BenchReport): string {
     ...(r.sizes.some((s) => s.db.defaultSideBySideMs !== undefined)
       ? [
           `The default configuration timed again on every table side by side (the tables in rotating order each round, same rounds; median): ${r.sizes.map((s) => `${name(s)} ${ms(s.db.defaultSideBySideMs ?? NaN)} ms`).join(' · ')}. The growth targets use these: each table's own rounds above were minutes apart, under different load.`,
+          '',
+        ]
+      : []),
+    ...(r.sizes.some((s) => s.db.flowMs !== undefined)
+      ? [
+          '### The flow figures',
+          '',
+          `What the opt-in flow SELECT (both time columns) adds to a tick's database time, measured on the server in the same rounds as the figures above (median), with what it read; "budget statement" is the \`set_config\` that precedes every SELECT of the batch to give it its share of the budget (one per SELECT, the queue snapshot's included). The flow SELECT reads \`ix_runs_finished_at\` and \`ix_runs_started_at\` ranges only (plans walked: no sequential scan), and its figures equal a brute force over the whole table at both windows. The queue snapshot's due age and runs without a lease come from rows it fetches anyway; they are inside "collector, default" above.`,
+          '',
+          '| size (shape) | flow, default window | runs in it (started / finished) | budget statement | flow, 1 h window | runs in it (started / finished) |',
+          '|---|---:|---:|---:|---:|---:|',
+          ...r.sizes.filter((s) => s.flow).map(
+            (s) =>
+              `| ${name(s)} | ${ms(s.db.flowMs!)} ms (${s.flow!.windowSeconds} s) | ${int(s.flow!.rows.started)} / ${int(s.flow!.rows.finished)} | ${ms(s.db.budgetStatementMs ?? NaN)} ms | ${ms(s.db.flowWideMs!)} ms | ${int(s.flow!.wideRows.started)} / ${int(s.flow!.wideRows.finished)} |`,
+          ),
+          '',
+          'Its cost follows the runs started and finished in the window (one index entry and one heap row each), never the history: the bench tables hold a year of runs, about one every 31 s at 1M and every 3 s at 10M, so a busier queue has more in its window; the 1 h column shows the same statement over twelve times as many.',
           '',
         ]
       : []),
@@ -336,18 +384,20 @@ map the counts stay correct and the plan still avoids sequential scans
 
 ## A degraded tick
 
-The batch sets a savepoint before its SELECT and gives the whole read
-${HISTORY_SHARE_TEXT} of the statement budget (\`DB_STATEMENT_TIMEOUT_MS\`, 5 s by
-default). If the server rejects it (the history part over that budget, a lock
-timeout, an error in the estimate path), a second round trip on the same
-connection rolls back to the savepoint and reads the alerting figures alone,
-in the same transaction (the same snapshot and \`now()\`), under what is left
-of the budget. The push then carries every alerting gauge, exact, with
-\`xyn_collector_degraded 1\` and no terminal \`xyn_queue_depth\` series; the log
-line says \`tick degraded\` and why. A degraded tick costs the history part's
-budget (up to ${HISTORY_SHARE_TEXT} of the statement timeout when it is a timeout,
-less for an error), one more round trip, and the re-read: "degraded re-read"
-above, what the active queue costs. The normal tick stays one round trip.`;
+The batch sets a savepoint before its SELECTs (the extras, then the queue
+snapshot) and gives them together ${HISTORY_SHARE_TEXT} of the statement budget
+(\`DB_STATEMENT_TIMEOUT_MS\`, 5 s by default), each SELECT what is left of its
+cumulative share. If the server stops the batch at one (the history part over
+its share, a lock timeout, an extra's missing table), what completed is kept
+and a second round trip on the same connection rolls back to the savepoint and
+reads the alerting figures and the extras not yet reached, in the same
+transaction (the same snapshot and \`now()\`), under what is left of the budget.
+The push then carries every alerting gauge, exact, with
+\`xyn_collector_degraded 1\`; the part that failed is absent and the log line
+names it. A degraded tick costs the failed SELECT's share (at most
+${HISTORY_SHARE_TEXT} of the statement timeout when it is a timeout, less for an
+error), one more round trip, and the re-read: "degraded re-read" above, what
+the active queue costs. The normal tick stays one round trip.`;
 
 function defaultTrade(estimateAbove: number, rate: number | undefined): string {
   const rateText = rate

@@ -325,7 +325,8 @@ async function start(options: DevOptions, stack: Stack): Promise<void> {
     OFFLINE_HTTP_PORT: String(httpPort),
     METRICS_BEARER_TOKEN: metricsToken,
     ESBUILD_WORK_FOLDER: stack.workFolder,
-    ...(options.databaseUrl ? {} : { RUNS_TABLE: 'runs' }),
+    // The demo's worker records start and finish times: its ticks show throughput and wait too.
+    ...(options.databaseUrl ? {} : { RUNS_TABLE: 'runs', RUN_STARTED_COLUMN: 'started_at', RUN_FINISHED_COLUMN: 'finished_at' }),
   };
   if (stack.stopped) return;
   say(`xyn-metrics dev stack on Node ${process.version} (${process.execPath}): starting serverless offline (esbuild bundles the handler; this takes a few seconds)…`);

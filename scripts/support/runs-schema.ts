@@ -31,7 +31,9 @@ CREATE INDEX IF NOT EXISTS ix_runs_status ON ${t} (status);
 CREATE INDEX IF NOT EXISTS ix_runs_run_at ON ${t} (run_at);
 CREATE INDEX IF NOT EXISTS ix_runs_queued_at ON ${t} (queued_at);
 CREATE INDEX IF NOT EXISTS ix_runs_lease_expires_at ON ${t} (lease_expires_at);
--- For the opt-in per-blueprint durations (docs/extras.md): runs finished in the last window.
+-- For the opt-in flow figures and per-blueprint durations (docs/extras.md): runs finished,
+-- and runs started, in the last window.
 CREATE INDEX IF NOT EXISTS ix_runs_finished_at ON ${t} (finished_at);
+CREATE INDEX IF NOT EXISTS ix_runs_started_at ON ${t} (started_at);
 `;
 }

@@ -118,7 +118,9 @@ describe('per-blueprint metrics against PostgreSQL and a Pushgateway', () => {
 
     expect(JSON.parse(output.trim())).toMatchObject({ outcome: 'ok', figures: { blueprint_labels: 3 } });
     expect(queries).toHaveLength(1);
-    expect(batchSelects(queries[0]!)).toHaveLength(2);
+    // The two time columns also give the flow figures: flow, blueprints, queue.
+    expect(batchSelects(queries[0]!)).toHaveLength(3);
+    expect(sample(text, 'xyn_runs_finished_in_window', { ...job, status: 'SUCCEEDED' })).toBe(6);
   });
 
   it('keeps every name when they fit in K, and a blueprint called "other" never takes a named place', async () => {

@@ -121,7 +121,7 @@ function tickLines(output: string): string[] {
 
 /** A tick line without its clock and duration: what the queue looked like. */
 function figuresOf(line: string): string {
-  return line.slice(8).replace(/\| \d+ ms \|/, '|').replace(/oldest ready \S+\)/, ')');
+  return line.slice(8).replace(/\| \d+ ms \|/, '|').replace(/oldest due \S+\)/, ')');
 }
 
 const GAUGES = [
@@ -130,6 +130,10 @@ const GAUGES = [
   'xyn_queue_oldest_ready_seconds',
   'xyn_running_with_expired_lease',
   'xyn_running_with_active_lease',
+  'xyn_queue_oldest_due_seconds',
+  'xyn_running_without_lease',
+  'xyn_runs_started_in_window',
+  'xyn_flow_window_seconds',
   'xyn_collector_up',
   'xyn_collector_duration_seconds',
 ];
@@ -185,6 +189,8 @@ describe('npm start (scripts/dev/main.ts)', () => {
       return lines.length >= 3 ? lines : undefined;
     }, 40_000);
     expect(ticks[0]).toMatch(/pushed to http:\/\/127\.0\.0\.1:\d+\/metrics\/job\/xyn_metrics$/);
+    // The demo worker records start and finish times: throughput and wait on every tick line.
+    for (const tick of ticks) expect(tick).toMatch(/\| last 5m00s: started \d+, finished \d+ \(\d+ failed\), (wait p50 \S+ p90 \S+|no wait \(nothing started\)) \|/);
     expect(new Set(ticks.map(figuresOf)).size, ticks.join('\n')).toBeGreaterThan(1);
 
     // The Pushgateway holds every gauge, consistent within one push, and nothing of the shared file.
@@ -195,6 +201,9 @@ describe('npm start (scripts/dev/main.ts)', () => {
     for (const status of ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']) expect(depth(status)).toBeGreaterThan(0);
     expect(sample(text, 'xyn_queue_ready_depth', { job: 'xyn_metrics' }) + sample(text, 'xyn_queue_future_depth', { job: 'xyn_metrics' })).toBe(depth('QUEUED'));
     expect(sample(text, 'xyn_collector_up', { job: 'xyn_metrics' })).toBe(1);
+    for (const status of ['SUCCEEDED', 'FAILED', 'CANCELLED']) {
+      expect(() => sample(text, 'xyn_runs_finished_in_window', { job: 'xyn_metrics', status }), status).not.toThrow();
+    }
 
     // GET /metrics, exactly as printed: the throw-away token opens it, no token does not.
     const scrape = /scrape {5}curl -H 'Authorization: Bearer ([0-9a-f]{32,})' (http:\/\/127\.0\.0\.1:\d+\/metrics) {3}\(a throw-away/.exec(run.output());

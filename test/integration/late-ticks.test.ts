@@ -215,8 +215,10 @@ describe('overlapping pushes', () => {
       ready,
       future: 0,
       oldestReadySeconds: 0,
+      oldestDueSeconds: 0,
       expiredLeases: 0,
       activeLeases: 0,
+      runningWithoutLease: 0,
     };
   }
 

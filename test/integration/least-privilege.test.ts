@@ -133,6 +133,7 @@ for (const { who, superuser } of RUNNERS) {
       'planner estimates (STATUS_ESTIMATE_ABOVE)': { STATUS_ESTIMATE_ABOVE: '1' },
       'worker liveness (HEARTBEAT_TABLE)': { HEARTBEAT_TABLE: '<schema>.heartbeats' },
       'per-blueprint metrics (BLUEPRINT_COLUMN)': { BLUEPRINT_COLUMN: 'blueprint', RUN_STARTED_COLUMN: 'started_at', RUN_FINISHED_COLUMN: 'finished_at' },
+      'flow (RUN_STARTED_COLUMN, RUN_FINISHED_COLUMN)': { RUN_STARTED_COLUMN: 'started_at', RUN_FINISHED_COLUMN: 'finished_at' },
     };
     const featureEnv = (env: Record<string, string>) =>
       Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace('<schema>', db.schema)]));
@@ -149,6 +150,9 @@ for (const { who, superuser } of RUNNERS) {
           expectKnownQueue(scraped, 'xyn_least');
           if (extra.HEARTBEAT_TABLE) expect(scraped).toMatch(/^xyn_workers_alive\{[^}]*job="xyn_least"[^}]*\} 1$/m);
           if (extra.BLUEPRINT_COLUMN) expect(scraped).toMatch(/^xyn_blueprint_run_count\{[^}]*job="xyn_least"/m);
+          if (extra.RUN_STARTED_COLUMN) expect(scraped).toMatch(/^xyn_runs_started_in_window\{[^}]*job="xyn_least"[^}]*\} 0$/m);
+          // Every part read: nothing degraded for want of a privilege.
+          expect(scraped).toMatch(/^xyn_collector_degraded\{[^}]*job="xyn_least"[^}]*\} 0$/m);
         }
       });
     }

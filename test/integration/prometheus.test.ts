@@ -72,6 +72,9 @@ function env(over: Record<string, string> = {}) {
     PUSHGATEWAY_JOB: JOB,
     PUSHGATEWAY_GROUPING: 'env=e2e',
     RUNS_TABLE: db.table,
+    // The flow figures from the real table: nothing started or finished in the window.
+    RUN_STARTED_COLUMN: 'started_at',
+    RUN_FINISHED_COLUMN: 'finished_at',
     ...over,
   };
 }
@@ -85,8 +88,10 @@ const seed = () => seedAlertingQueue(db, { SUCCEEDED: 3, FAILED: 1 });
 
 /**
  * The optional metrics another configuration adds (worker heartbeats,
- * per-blueprint figures) and an estimated status (a long history), POSTed into the collector's group so they sit next
- * to its gauges as they would when the collector pushes them itself.
+ * per-blueprint figures, wait quantiles, which the seeded table cannot have
+ * since nothing in it started) and an estimated status (a long history),
+ * POSTed into the collector's group so they sit next to its gauges as they
+ * would when the collector pushes them itself.
  */
 const OPTIONAL_METRICS = `# TYPE xyn_queue_depth_estimated gauge
 xyn_queue_depth_estimated{status="SUCCEEDED"} 1
@@ -101,6 +106,10 @@ xyn_blueprint_duration_seconds{blueprint="etl",quantile="0.5"} 1200
 xyn_blueprint_duration_seconds{blueprint="etl",quantile="0.9"} 4000
 xyn_blueprint_duration_seconds{blueprint="etl",quantile="0.99"} 9000
 xyn_blueprint_duration_seconds{blueprint="other",quantile="0.9"} 60
+# TYPE xyn_queue_wait_seconds gauge
+xyn_queue_wait_seconds{quantile="0.5"} 30
+xyn_queue_wait_seconds{quantile="0.9"} 400
+xyn_queue_wait_seconds{quantile="0.99"} 700
 `;
 
 async function pushOptionalMetrics() {
@@ -162,6 +171,18 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
     expect(oldest).toBeLessThan(960);
     expect(valueOf(await one(`xyn_running_with_expired_lease{job="${JOB}"}`))).toBe(2);
     expect(valueOf(await one(`xyn_running_with_active_lease{job="${JOB}"}`))).toBe(0);
+    expect(valueOf(await one(`xyn_running_without_lease{job="${JOB}"}`))).toBe(0);
+    // Queued up to 900 s ago, but due (run_at) only 60 s ago.
+    const due = valueOf(await one(`xyn_queue_oldest_due_seconds{job="${JOB}"}`));
+    expect(due).toBeGreaterThanOrEqual(60);
+    expect(due).toBeLessThan(120);
+    expect(valueOf(await one(`xyn_runs_started_in_window{job="${JOB}"}`))).toBe(0);
+    expect(valueOf(await one(`xyn_flow_window_seconds{job="${JOB}"}`))).toBe(300);
+    expect((await prometheus.query(`xyn_runs_finished_in_window{job="${JOB}"}`)).map((s) => [s.metric.status, valueOf(s)]).sort()).toEqual([
+      ['CANCELLED', 0],
+      ['FAILED', 0],
+      ['SUCCEEDED', 0],
+    ]);
     expect(valueOf(await one(`xyn_collector_up{job="${JOB}"}`))).toBe(1);
     expect(valueOf(await one(`xyn_collector_duration_seconds{job="${JOB}"}`))).toBeGreaterThan(0);
 
@@ -192,7 +213,7 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
       const rules = loaded.flatMap((g) => g.rules);
       return rules.length === declared && rules.every((r) => r.health !== 'unknown') ? loaded : undefined;
     });
-    expect(groups.map((g) => g.name).sort()).toEqual(['xyn-collector', 'xyn-freshness', 'xyn-queue', 'xyn-thresholds', 'xyn-workers']);
+    expect(groups.map((g) => g.name).sort()).toEqual(['xyn-collector', 'xyn-flow', 'xyn-freshness', 'xyn-queue', 'xyn-thresholds', 'xyn-workers']);
     for (const rule of groups.flatMap((g) => g.rules)) {
       expect({ rule: rule.name, health: rule.health, error: rule.lastError ?? '' }).toEqual({ rule: rule.name, health: 'ok', error: '' });
     }
@@ -203,10 +224,12 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
       const loaded = (await prometheus.ruleGroups()).flatMap((g) => g.rules);
       return loaded.length > 0 ? loaded : undefined;
     });
-    // The seeded queue: a backlog of old ready runs, dead leases, no live lease, no worker alive, a slow blueprint.
-    const holding = new Set(['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns']);
-    // Only these recording rules are legitimately empty here: no push has failed, no group has gone.
-    const emptyRecordings = new Set(['xyn:push_failed_since_success_seconds', 'xyn:collector_up:gone']);
+    // The seeded queue: a backlog of ready runs (due 60 s ago, queued up to 900 s ago), dead leases, no live
+    // lease, no worker alive, a slow blueprint, nothing started, a long p90 wait.
+    const holding = new Set(['XynQueueBacklog', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns', 'XynWorkStalled', 'XynQueueWaitHigh']);
+    // Only these recording rules are legitimately empty here: no push has failed, no group has gone, and
+    // no run finished in the window (fewer than xyn_threshold:runs_finished_min: no failure ratio).
+    const emptyRecordings = new Set(['xyn:push_failed_since_success_seconds', 'xyn:collector_up:gone', 'xyn:runs_failed_ratio:fresh']);
 
     // Throws when the expression does not parse; otherwise whether it returns data.
     const check = async (rule: PromRule) => ({ name: rule.name, data: (await prometheus.query(rule.query)).length > 0 });
@@ -254,7 +277,7 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
       expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
     }
     const titles = panels.map((p) => p.title);
-    for (const wanted of ['Ready vs future depth', 'Oldest ready run age', 'Depth by status', 'Expired vs active leases', 'Collector health', 'Push age', 'Workers alive', 'Runs per blueprint', 'Run duration per blueprint']) {
+    for (const wanted of ['Ready vs future depth', 'Oldest run age: due and queued', 'Depth by status', 'Expired vs active leases', 'Collector health', 'Push age', 'Throughput by status', 'Failure ratio', 'Wait to start (quantiles)', 'Workers alive', 'Runs per blueprint', 'Run duration per blueprint']) {
       expect(titles).toContain(wanted);
     }
   });
@@ -304,13 +327,13 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
       return up.length === 1 && valueOf(up[0]!) === 0 ? true : undefined;
     });
     // The PUT replaced the group: the queue gauges (and the optional ones) are gone, not frozen.
-    for (const name of ['xyn_queue_ready_depth', 'xyn_queue_depth', 'xyn_running_with_expired_lease', 'xyn_workers_alive', 'xyn_blueprint_duration_seconds']) {
+    for (const name of ['xyn_queue_ready_depth', 'xyn_queue_depth', 'xyn_running_with_expired_lease', 'xyn_workers_alive', 'xyn_blueprint_duration_seconds', 'xyn_runs_started_in_window', 'xyn_queue_wait_seconds']) {
       expect(await prometheus.query(`${name}{job="${JOB}"}`), name).toEqual([]);
     }
     const rules = (await prometheus.ruleGroups()).flatMap((g) => g.rules);
     const failing = rules.find((r) => r.name === 'XynCollectorFailing')!;
     await eventually('XynCollectorFailing condition', async () => ((await prometheus.query(failing.query)).length === 1 ? true : undefined));
-    for (const name of ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns']) {
+    for (const name of ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns', 'XynWorkStalled', 'XynQueueWaitHigh']) {
       const rule = rules.find((r) => r.name === name)!;
       await eventually(`${name} condition to clear`, async () => ((await prometheus.query(rule.query)).length === 0 ? true : undefined));
     }

@@ -66,8 +66,8 @@ describe('monitoring rules under promtool', () => {
     const result = await runPromtool(['check', 'rules', 'monitoring/rules.yml', 'monitoring/alerts.yml']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/rules\.yml\n\s+SUCCESS: 17 rules found/);
-    expect(result.stdout).toMatch(/alerts\.yml\n\s+SUCCESS: 12 rules found/);
+    expect(result.stdout).toMatch(/rules\.yml\n\s+SUCCESS: 25 rules found/);
+    expect(result.stdout).toMatch(/alerts\.yml\n\s+SUCCESS: 15 rules found/);
   });
 
   it('promtool check config accepts monitoring/prometheus.yml with its rule files', async () => {
@@ -86,7 +86,7 @@ describe('monitoring rules under promtool', () => {
 
   it('tests every alert both firing and not firing', () => {
     const names = alertBlocks(alerts).map((a) => a.name);
-    expect(names).toHaveLength(12);
+    expect(names).toHaveLength(15);
     const cases = testedCases(tests);
     for (const name of names) {
       expect(cases.get(name)?.firing ?? 0, `${name} firing cases`).toBeGreaterThan(0);
@@ -112,7 +112,7 @@ describe('monitoring rules under promtool', () => {
   });
 
   it('queue alerts read only freshness-gated series', () => {
-    const queueAlerts = ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns', 'XynCollectorFailing'];
+    const queueAlerts = ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynNoWorkersAlive', 'XynBlueprintSlowRuns', 'XynCollectorFailing', 'XynWorkStalled', 'XynRunsFailing', 'XynQueueWaitHigh'];
     for (const { name, text } of alertBlocks(alerts).filter((a) => queueAlerts.includes(a.name))) {
       const expr = /^\s+expr: (.+)$/m.exec(text)![1]!;
       const series = [...expr.matchAll(/\b(xyn[\w:]*)/g)].map((m) => m[1]!);
@@ -144,6 +144,12 @@ describe('monitoring rules under promtool', () => {
       const result = await testWithRules(ungated);
       expect(result.code).not.toBe(0);
       expect(result.stdout + result.stderr).toMatch(/FAILED[\s\S]*alertname: XynQueueBacklog, time: 30m/);
+    });
+
+    it('without the minimum volume, the too-few-runs test fails', async () => {
+      const result = await testWithRules(rules.replace(' >= on() group_left() xyn_threshold:runs_finished_min', ''));
+      expect(result.code).not.toBe(0);
+      expect(result.stdout + result.stderr).toMatch(/alertname: XynRunsFailing, time: 20m/);
     });
 
     it('with another threshold, the threshold tests fail', async () => {

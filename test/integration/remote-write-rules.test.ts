@@ -32,7 +32,7 @@ describe('remote-write rules under promtool', () => {
   it('promtool check rules and check config are clean', async () => {
     const result = await runPromtool(['check', 'config', 'monitoring/prometheus-remote-write.yml']);
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/rules-remote-write\.yml\n\s+SUCCESS: 17 rules found/);
+    expect(result.stdout).toMatch(/rules-remote-write\.yml\n\s+SUCCESS: 25 rules found/);
   });
 
   it.each(['alerts-remote-write.test.yml', 'rules-remote-write-days.test.yml'])('the promtool unit tests of %s pass', async (file) => {
@@ -72,6 +72,11 @@ describe('remote-write rules under promtool', () => {
     it('without the newest-tick gate, a failed read leaves the old backlog firing', async () => {
       const output = await testWith(remoteRules.replace(/ and \(timestamp\(xyn_queue_ready_depth\{job="xyn_metrics"\}\) >= xyn:collector_last_sample_seconds\)/, ''));
       expect(output).toMatch(/alertname: XynQueueBacklog, time: 11m/);
+    });
+
+    it('without the newest-tick gate on the flow figures, a failed read leaves the old failure ratio firing', async () => {
+      const output = await testWith(remoteRules.replace(/ and \(timestamp\(xyn_runs_finished_in_window\{job="xyn_metrics"\}\) >= ignoring\(status\) group_left\(\) xyn:collector_last_sample_seconds\)/, ''));
+      expect(output).toMatch(/alertname: XynRunsFailing, time: 16m/);
     });
 
     it('with the age taken from the visible sample only, silence is never reported', async () => {

@@ -43,6 +43,8 @@ function env(over: Record<string, string | undefined> = {}) {
     PUSHGATEWAY_URL: undefined,
     REMOTE_WRITE_URL: `${prometheus.url}/api/v1/write`,
     REMOTE_WRITE_LABELS: 'env=e2e',
+    RUN_STARTED_COLUMN: 'started_at',
+    RUN_FINISHED_COLUMN: 'finished_at',
     ...over,
   };
 }
@@ -54,7 +56,10 @@ function logLine(output: string): Record<string, unknown> {
   return JSON.parse(line) as Record<string, unknown>;
 }
 
-/** Known figures: 150 ready (backlog), oldest 900 s, 2 future, 2 expired leases, no active one. */
+/**
+ * Known figures: 150 ready (backlog) queued up to 900 s ago but due 60 s ago, 2 future, 2 expired
+ * leases, no active one; nothing started or finished in the flow window.
+ */
 const seed = () => seedAlertingQueue(db, { SUCCEEDED: 1, FAILED: 1 });
 
 const valueOf = (sample: PromSample) => Number(sample.value[1]);
@@ -113,7 +118,7 @@ describe('remote write into a real Prometheus, from the real handler', () => {
 
     const series = await eventually('the written series', async () => {
       const found = await prometheus.query(`{job="${JOB}", __name__=~"xyn_.*"}`);
-      return found.length >= 18 ? found : undefined;
+      return found.length >= 24 ? found : undefined;
     });
     const byName = (name: string) => series.filter((s) => s.metric.__name__ === name);
     expect(new Set(series.map((s) => s.metric.__name__))).toEqual(
@@ -122,8 +127,13 @@ describe('remote write into a real Prometheus, from the real handler', () => {
         'xyn_queue_ready_depth',
         'xyn_queue_future_depth',
         'xyn_queue_oldest_ready_seconds',
+        'xyn_queue_oldest_due_seconds',
         'xyn_running_with_expired_lease',
         'xyn_running_with_active_lease',
+        'xyn_running_without_lease',
+        'xyn_runs_finished_in_window',
+        'xyn_runs_started_in_window',
+        'xyn_flow_window_seconds',
         'xyn_collector_up',
         'xyn_collector_duration_seconds',
         'xyn_collector_degraded',
@@ -133,7 +143,7 @@ describe('remote write into a real Prometheus, from the real handler', () => {
     for (const s of series) {
       const { __name__: name, status, ...rest } = s.metric;
       expect(rest, name).toEqual(GROUP); // job and the static label, no instance
-      if (name === 'xyn_queue_depth') expect(status).toBeDefined();
+      if (name === 'xyn_queue_depth' || name === 'xyn_runs_finished_in_window') expect(status).toBeDefined();
     }
     expect(valueOf(byName('xyn_queue_ready_depth')[0]!)).toBe(150);
     expect(valueOf(byName('xyn_queue_future_depth')[0]!)).toBe(2);
@@ -166,19 +176,31 @@ describe('remote write into a real Prometheus, from the real handler', () => {
       const rules = found.flatMap((g) => g.rules);
       return rules.length === declaredRules && rules.every((r) => r.health === 'ok') ? found : undefined;
     });
-    expect(groups.map((g) => g.name).sort()).toEqual(['xyn-collector', 'xyn-freshness', 'xyn-queue', 'xyn-thresholds', 'xyn-workers']);
+    expect(groups.map((g) => g.name).sort()).toEqual(['xyn-collector', 'xyn-flow', 'xyn-freshness', 'xyn-queue', 'xyn-thresholds', 'xyn-workers']);
 
     const recorded = await tickUntil('fresh recorded series', async () => {
-      const [ready, oldest, expired, active, up, age] = await Promise.all(
-        ['xyn:queue_ready_depth:fresh', 'xyn:queue_oldest_ready_seconds:fresh', 'xyn:running_with_expired_lease:fresh', 'xyn:running_with_active_lease:fresh', 'xyn:collector_up:fresh', 'xyn:push_age_seconds'].map(
-          (expr) => prometheus.query(expr),
-        ),
+      const [ready, oldest, expired, active, up, age, due, started] = await Promise.all(
+        [
+          'xyn:queue_ready_depth:fresh',
+          'xyn:queue_oldest_ready_seconds:fresh',
+          'xyn:running_with_expired_lease:fresh',
+          'xyn:running_with_active_lease:fresh',
+          'xyn:collector_up:fresh',
+          'xyn:push_age_seconds',
+          'xyn:queue_oldest_due_seconds:fresh',
+          'xyn:runs_started_in_window:fresh',
+        ].map((expr) => prometheus.query(expr)),
       );
-      return [ready, oldest, expired, active, up, age].every((r) => r!.length === 1) ? { ready: ready!, oldest: oldest!, expired: expired!, active: active!, up: up!, age: age! } : undefined;
+      return [ready, oldest, expired, active, up, age, due, started].every((r) => r!.length === 1)
+        ? { ready: ready!, oldest: oldest!, expired: expired!, active: active!, up: up!, age: age!, due: due!, started: started! }
+        : undefined;
     });
     expect(recorded.ready[0]!.metric).toEqual({ __name__: 'xyn:queue_ready_depth:fresh', ...GROUP });
     expect(valueOf(recorded.ready[0]!)).toBe(150);
     expect(valueOf(recorded.oldest[0]!)).toBeGreaterThanOrEqual(900);
+    expect(valueOf(recorded.due[0]!)).toBeGreaterThanOrEqual(60);
+    expect(valueOf(recorded.due[0]!)).toBeLessThan(300);
+    expect(valueOf(recorded.started[0]!)).toBe(0);
     expect(valueOf(recorded.expired[0]!)).toBe(2);
     expect(valueOf(recorded.active[0]!)).toBe(0);
     expect(valueOf(recorded.up[0]!)).toBe(1);
@@ -203,9 +225,10 @@ describe('remote write into a real Prometheus, from the real handler', () => {
       expect(expr, panel).not.toContain('$');
       await expect(prometheus.query(expr), `${panel}: ${expr}`).resolves.toBeInstanceOf(Array);
     }
-    // Pushgateway-only panels (its scrape), unconfigured extras and estimated statuses (only a long
-    // history has them; this queue is small, so every status is counted) are empty here; everything else has data.
-    const empty = (expr: string) => /pushgateway|xyn_workers_alive|xyn_blueprint_|xyn_queue_depth_estimated\{[^}]*\} == 1/.test(expr);
+    // Pushgateway-only panels (its scrape), unconfigured extras, estimated statuses (only a long
+    // history has them; this queue is small, so every status is counted) and wait quantiles (nothing
+    // started) are empty here; everything else has data.
+    const empty = (expr: string) => /pushgateway|xyn_workers_alive|xyn_blueprint_|xyn_queue_wait_seconds|xyn_queue_depth_estimated\{[^}]*\} == 1/.test(expr);
     for (const { panel, expr } of exprs.filter((e) => !empty(e.expr))) {
       await tickUntil(`data for ${panel}: ${expr}`, async () => ((await prometheus.query(expr)).length > 0 ? true : undefined));
     }
@@ -215,12 +238,13 @@ describe('remote write into a real Prometheus, from the real handler', () => {
   });
 
   it('alerts fire and resolve: backlog, failed read, silence, recovery', async () => {
-    // The seeded backlog.
-    const queueAlerts = ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers'];
+    // The seeded backlog, with nothing started: stalled. Queued up to 900 s ago but due 60 s ago: not waiting.
+    const queueAlerts = ['XynQueueBacklog', 'XynExpiredLeases', 'XynNoActiveWorkers', 'XynWorkStalled'];
     await tickUntil('the queue alerts firing', async () => {
       const now = await firing();
       return queueAlerts.every((a) => now.has(a)) ? true : undefined;
     });
+    expect((await firing()).has('XynOldestRunWaiting')).toBe(false);
     const labels = (await firing()).get('XynQueueBacklog');
     expect(labels).toMatchObject({ ...GROUP, severity: 'warning' });
     expect(labels?.instance).toBeUndefined();

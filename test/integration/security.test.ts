@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config/parse';
 import { driverSettings, openDatabase } from '../../lib/source/connection';
 import { deadlineIn } from '../../lib/core/deadline';
-import { queueSnapshotSql, snapshotBatchSql } from '../../lib/source/sql';
+import { queueSnapshotSql, snapshotBatch } from '../../lib/source/sql';
 import { CONFIG_CASES, DATABASE_CASES, PUSHGATEWAY_CASES, prepareFaultTables, runFaultCase, type FaultContext } from '../support/fault-cases';
 import {
   baseEnv,
@@ -202,8 +202,9 @@ describe('the statement: READ ONLY, with its own timeouts', () => {
     const deadline = deadlineIn(10_000);
     const session = await openDatabase(config.database, deadline);
     try {
-      const sql = snapshotBatchSql([`INSERT INTO "${ctx.db.schema}".reads DEFAULT VALUES`], { statementTimeoutMs: 5_000, lockTimeoutMs: 1_000 });
-      await expect(session.batch(sql, deadline)).rejects.toThrow(/cannot execute INSERT in a read-only transaction/);
+      const { sql } = snapshotBatch([`INSERT INTO "${ctx.db.schema}".reads DEFAULT VALUES`], { budgetMs: 5_000, lockTimeoutMs: 1_000 });
+      const { error } = await session.batch(sql, deadline);
+      expect(String(error)).toMatch(/cannot execute INSERT in a read-only transaction/);
     } finally {
       await session.close(deadline);
     }
@@ -217,9 +218,9 @@ describe('the statement: READ ONLY, with its own timeouts', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it('the batch is exactly: BEGIN READ ONLY, its own timeouts, the SELECT, COMMIT', () => {
-    const sql = snapshotBatchSql([queueSnapshotSql({ table: { schema: undefined, name: 'runs', sql: '"runs"', display: 'runs' }, estimateAbove: undefined })], {
-      statementTimeoutMs: 1234,
+  it('the batch is exactly: BEGIN READ ONLY, its own timeouts, the SELECT under its budget, COMMIT', () => {
+    const { sql } = snapshotBatch([queueSnapshotSql({ table: { schema: undefined, name: 'runs', sql: '"runs"', display: 'runs' }, estimateAbove: undefined })], {
+      budgetMs: 1234,
       lockTimeoutMs: 567,
     });
     const statements = sql.split(';\n');
@@ -227,7 +228,9 @@ describe('the statement: READ ONLY, with its own timeouts', () => {
     expect(statements).toContain('SET LOCAL statement_timeout = 1234');
     expect(statements).toContain('SET LOCAL lock_timeout = 567');
     expect(statements.at(-1)).toBe('COMMIT');
-    expect(statements.filter((s) => /^\s*(WITH|SELECT)\b/.test(s))).toHaveLength(1);
+    // The SELECT, and the one before it that gives it its share of the budget.
+    expect(statements.filter((s) => /^\s*(WITH|SELECT)\b/.test(s))).toHaveLength(2);
+    expect(statements.filter((s) => /^SELECT set_config\('statement_timeout', greatest\(1, 1234 - /.test(s))).toHaveLength(1);
   });
 });
 

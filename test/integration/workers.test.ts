@@ -80,8 +80,10 @@ describe('xyn_workers_alive against PostgreSQL and a Pushgateway', () => {
     expect(queries).toHaveLength(1);
     const selects = batchSelects(queries[0]!);
     expect(selects).toHaveLength(2);
-    expect(selects[1]).toContain(`FROM "${db.schema}"."worker_heartbeats"`);
-    expect(selects[1]).toContain(`"seen_at" >= now() - interval '30 seconds'`);
+    // The extras come first, the queue snapshot last.
+    expect(selects[0]).toContain(`FROM "${db.schema}"."worker_heartbeats"`);
+    expect(selects[0]).toContain(`"seen_at" >= now() - interval '30 seconds'`);
+    expect(selects[1]).toContain('terminal_statuses');
   });
 
   it('reads 0 when no worker is alive (present, not absent)', async () => {
@@ -110,10 +112,16 @@ describe('xyn_workers_alive against PostgreSQL and a Pushgateway', () => {
     expect(queries[0]).not.toContain('heartbeat');
   });
 
-  it('fails the tick with one clear error when the heartbeat table is missing', async () => {
-    const { error } = await invoke({ ...HEARTBEAT_ENV, HEARTBEAT_TABLE: `${db.schema}.no_such_table` });
-    expect(String(error)).toMatch(/relation "[^"]*no_such_table" does not exist/);
-    expect(sample(await gateway.scrape(), 'xyn_collector_up', job)).toBe(0);
+  it('degrades the tick, naming the table, when the heartbeat table is missing: the queue gauges are still pushed', async () => {
+    const { error, output } = await invoke({ ...HEARTBEAT_ENV, HEARTBEAT_TABLE: `${db.schema}.no_such_table` });
+    expect(error).toBeUndefined();
+    const text = await gateway.scrape();
+    expect(sample(text, 'xyn_collector_up', job)).toBe(1);
+    expect(sample(text, 'xyn_collector_degraded', job)).toBe(1);
+    expect(samples(text, 'xyn_workers_alive', job)).toEqual([]);
+    const line = JSON.parse(output.trim()) as { level: string; degraded: string };
+    expect(line.level).toBe('warn');
+    expect(line.degraded).toMatch(/workers alive \(HEARTBEAT_TABLE\) missing: .*relation "[^"]*no_such_table" does not exist/);
   });
 
   it('refuses a half-configured or unsafe heartbeat setting before any I/O, naming the variable', async () => {

@@ -122,8 +122,10 @@ export const QUEUE_GAUGES = [
   'xyn_queue_ready_depth',
   'xyn_queue_future_depth',
   'xyn_queue_oldest_ready_seconds',
+  'xyn_queue_oldest_due_seconds',
   'xyn_running_with_expired_lease',
   'xyn_running_with_active_lease',
+  'xyn_running_without_lease',
 ] as const;
 
 /** The group says the collector failed and holds no queue value at all. */
@@ -137,7 +139,11 @@ export function pushTime(text: string, job: string): number {
   return sample(text, 'push_time_seconds', { job });
 }
 
-/** A queue where every gauge has a distinct, hand-computed answer (see KNOWN). */
+/**
+ * A queue where every gauge has a distinct, hand-computed answer
+ * (expectKnownQueue): 3 ready (oldest queued 600 s ago, oldest due 60 s ago),
+ * 2 future; 6 RUNNING: 2 expired, 3 active, 1 without a lease.
+ */
 export async function seedKnownQueue(db: TestDatabase, table = db.table): Promise<void> {
   await db.query(`
     INSERT INTO ${table} (status, run_at, queued_at, lease_expires_at) VALUES
@@ -159,19 +165,29 @@ export async function seedKnownQueue(db: TestDatabase, table = db.table): Promis
 
 /** The seeded queue, as the gateway must serve it. */
 export function expectKnownQueue(text: string, job: string): void {
-  expect(sample(text, 'xyn_collector_up', { job })).toBe(1);
-  expect(sample(text, 'xyn_queue_depth', { job, status: 'QUEUED' })).toBe(5);
-  expect(sample(text, 'xyn_queue_depth', { job, status: 'RUNNING' })).toBe(6);
+  expectKnownAlertingGauges(text, job);
   expect(sample(text, 'xyn_queue_depth', { job, status: 'SUCCEEDED' })).toBe(2);
   expect(sample(text, 'xyn_queue_depth', { job, status: 'FAILED' })).toBe(1);
   expect(sample(text, 'xyn_queue_depth', { job, status: 'CANCELLED' })).toBe(0);
+}
+
+/** Every alerting gauge of the seeded queue: what a degraded tick must still push, exact. */
+export function expectKnownAlertingGauges(text: string, job: string): void {
+  expect(sample(text, 'xyn_collector_up', { job })).toBe(1);
+  expect(sample(text, 'xyn_queue_depth', { job, status: 'QUEUED' })).toBe(5);
+  expect(sample(text, 'xyn_queue_depth', { job, status: 'RUNNING' })).toBe(6);
   expect(sample(text, 'xyn_queue_ready_depth', { job })).toBe(3);
   expect(sample(text, 'xyn_queue_future_depth', { job })).toBe(2);
   const oldest = sample(text, 'xyn_queue_oldest_ready_seconds', { job });
   expect(oldest).toBeGreaterThanOrEqual(600);
   expect(oldest).toBeLessThan(660);
+  // Due is greatest(queued_at, run_at): the run queued 600 s ago came due only 60 s ago.
+  const due = sample(text, 'xyn_queue_oldest_due_seconds', { job });
+  expect(due).toBeGreaterThanOrEqual(60);
+  expect(due).toBeLessThan(120);
   expect(sample(text, 'xyn_running_with_expired_lease', { job })).toBe(2);
   expect(sample(text, 'xyn_running_with_active_lease', { job })).toBe(3);
+  expect(sample(text, 'xyn_running_without_lease', { job })).toBe(1);
 }
 
 export async function sleep(ms: number): Promise<void> {

@@ -34,12 +34,10 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Run promtool with `args` in `cwd`; never throws on a non-zero exit (the caller asserts). */
 /**
- * promtool, killed after `timeoutMs` (a hang must not hold the suite). The unit
- * tests take about 6 s of CPU on a quiet machine; a loaded one (seen: load 19 on
- * 2 cores) stretched them past 20 s, so the bound is generous and a kill is said
- * as such rather than read as a failing rule.
+ * Run promtool with `args` in `cwd`; never throws on a non-zero exit (the caller asserts), and a kill is
+ * said as such. `timeoutMs` only stops a hung promtool: alerts.test.yml takes 6-8 s of CPU, 11-17 s of
+ * wall time on the shared 2-core machine, and a loaded one (seen: load 19) stretched it past 20 s.
  */
 export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 120_000): Promise<CommandResult> {
   return new Promise((resolve, reject) => {

@@ -172,3 +172,31 @@ export async function startReceiver(path = '/api/v1/write'): Promise<TestReceive
     });
   return receiver as TestReceiver;
 }
+
+/**
+ * Mimir's default ingestion limits (pkg/util/validation/limits.go):
+ * -validation.max-length-label-name 1024, -validation.max-length-label-value
+ * 2048 (also the metric name), -validation.max-label-names-per-series 30,
+ * -validation.max-metadata-length 1024 (metric name and HELP). Lengths are
+ * Go string lengths: bytes of UTF-8. A write breaking any of them is refused
+ * whole with a 400, which the collector does not retry.
+ */
+export const MIMIR_DEFAULT_LIMITS = { labelNameLength: 1024, labelValueLength: 2048, labelsPerSeries: 30, metadataLength: 1024 } as const;
+
+/** Every way the request breaks Mimir's default limits (empty: it would be accepted). */
+export function mimirLimitViolations(request: DecodedWriteRequest): string[] {
+  const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+  const out: string[] = [];
+  for (const series of request.series) {
+    const name = series.labels.__name__ ?? '?';
+    if (series.labelOrder.length > MIMIR_DEFAULT_LIMITS.labelsPerSeries) out.push(`${name}: ${series.labelOrder.length} labels`);
+    for (const [label, value] of Object.entries(series.labels)) {
+      if (bytes(label) > MIMIR_DEFAULT_LIMITS.labelNameLength) out.push(`${name}: label name of ${bytes(label)} bytes`);
+      if (bytes(value) > MIMIR_DEFAULT_LIMITS.labelValueLength) out.push(`${name}: ${label} value of ${bytes(value)} bytes`);
+    }
+  }
+  for (const meta of request.metadata) {
+    for (const text of [meta.family, meta.help]) if (bytes(text) > MIMIR_DEFAULT_LIMITS.metadataLength) out.push(`${meta.family}: metadata of ${bytes(text)} bytes`);
+  }
+  return out;
+}

@@ -87,7 +87,7 @@ export async function startWireTap(targetUrl: string): Promise<WireTap> {
   };
 }
 
-/** The SELECTs of a snapshot batch (the statements between the SETs and COMMIT). */
+/** The SELECTs of a snapshot batch that read data (not the ones before each that set its share of the budget). */
 export function batchSelects(batch: string): string[] {
-  return batch.split(';\n').filter((s) => /^\s*(SELECT|WITH)\b/i.test(s));
+  return batch.split(';\n').filter((s) => /^\s*(SELECT|WITH)\b/i.test(s) && !/^SELECT set_config\('statement_timeout'/.test(s));
 }

@@ -77,6 +77,22 @@ describe('judgeTargets', () => {
     expect(growth.detail).toMatch(/^14\.4 ms vs 12\.0 ms = 1\.20x, timed side by side/);
   });
 
+  it('judges the flow target at 10M: the flow SELECT and its budget statement within 5 ms, verified, no sequential scan', () => {
+    const flowed = (flowMs: number, verified = true) => {
+      const s = size('10m@1m', 'newest', 1e7, { seed: 9000, exact: 900, dflt: 14 });
+      s.db.flowMs = flowMs;
+      s.db.flowWideMs = flowMs * 5;
+      s.db.budgetStatementMs = 0.05;
+      s.flow = { windowSeconds: 300, wideWindowSeconds: 3600, rows: { started: 95, finished: 96 }, wideRows: { started: 1140, finished: 1141 }, verified };
+      return judgeTargets(report([s])).find((v) => v.name.includes('flow figures'))!;
+    };
+    expect(flowed(1.2)).toMatchObject({ met: true });
+    expect(flowed(1.2).detail).toMatch(/^1\.20 ms \(the flow SELECT\) \+ 0\.05 ms \(its budget statement\) = 1\.25 ms, over 95 runs started and 96 finished/);
+    expect(flowed(4.99).met).toBe(false);
+    expect(flowed(1.2, false).met).toBe(false);
+    expect(judgeTargets(report([size('10m@1m', 'newest', 1e7, { seed: 9000, exact: 900, dflt: 14 })])).find((v) => v.name.includes('flow figures'))).toMatchObject({ met: undefined });
+  });
+
   it('says what was not run instead of judging it', () => {
     const verdicts = judgeTargets(report([size('1m', 'newest', 1e6, { seed: 600, exact: 40, dflt: 10 })]));
     expect(verdicts.find((v) => v.name.includes('within'))).toMatchObject({ met: undefined, detail: 'sizes 1m and 10m@1m not both run' });

@@ -134,6 +134,8 @@ describe('parseConfig: malformed values get one line naming the variable, never 
     ['grouping without =', { PUSHGATEWAY_GROUPING: 'env' }, 'PUSHGATEWAY_GROUPING', /must look like/],
     ['grouping with instance', { PUSHGATEWAY_GROUPING: 'instance=a' }, 'PUSHGATEWAY_GROUPING', /not allowed/],
     ['grouping naming a label twice', { PUSHGATEWAY_GROUPING: 'env=a,env=b' }, 'PUSHGATEWAY_GROUPING', /twice/],
+    ['grouping with a label name over 128 characters', { PUSHGATEWAY_GROUPING: `${'n'.repeat(129)}=a` }, 'PUSHGATEWAY_GROUPING', /at most 128 characters/],
+    ['more than 20 static labels', { REMOTE_WRITE_URL: 'https://rw.example/api/v1/push', REMOTE_WRITE_LABELS: Array.from({ length: 21 }, (_, i) => `l${i}=v`).join(',') }, 'REMOTE_WRITE_LABELS', /has 21 labels; at most 20/],
     ['token and basic auth', { PUSHGATEWAY_TOKEN: TOKEN, PUSHGATEWAY_USERNAME: 'u', PUSHGATEWAY_PASSWORD: 'Gw-Pa55' }, 'PUSHGATEWAY_TOKEN', /cannot be combined/],
     ['a password without a user', { PUSHGATEWAY_PASSWORD: 'Gw-Pa55' }, 'PUSHGATEWAY_USERNAME', /PUSHGATEWAY_PASSWORD is set but PUSHGATEWAY_USERNAME is not/],
     ['a user without a password', { PUSHGATEWAY_USERNAME: 'u' }, 'PUSHGATEWAY_PASSWORD', /PUSHGATEWAY_USERNAME is set but PUSHGATEWAY_PASSWORD is not/],

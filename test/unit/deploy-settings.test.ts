@@ -218,6 +218,7 @@ describe('deploy settings from the settings table (issue 19)', () => {
     DB_STATEMENT_TIMEOUT_MS: '4000',
     DB_LOCK_TIMEOUT_MS: '1500',
     STATUS_ESTIMATE_ABOVE: 'off',
+    STATUS_TOP_K: '12',
     PUSHGATEWAY_URL: 'https://gw.example:9091',
     PUSHGATEWAY_USERNAME: 'pusher',
     PUSHGATEWAY_CA_FILE: 'gw-ca.pem',
@@ -245,6 +246,7 @@ describe('deploy settings from the settings table (issue 19)', () => {
     BLUEPRINT_COLUMN: 'blueprint',
     RUN_STARTED_COLUMN: 'started_at',
     RUN_FINISHED_COLUMN: 'finished_at',
+    FLOW_WINDOW_SECONDS: '600',
     BLUEPRINT_WINDOW_SECONDS: '1800',
     BLUEPRINT_TOP_K: '10',
   };

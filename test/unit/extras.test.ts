@@ -8,7 +8,8 @@ import { parseConfig } from '../../lib/config/parse';
 import type { Env } from '../../lib/config/read';
 import { METRICS } from '../../lib/metrics/definitions';
 import { buildRegistry } from '../../lib/metrics/registry';
-import { blueprintSql, queueSnapshotSql, snapshotBatchSql, tickSelects, workersAliveSql } from '../../lib/source/sql';
+import { blueprintSql, queueSnapshotSql, snapshotBatch, tickSelects, workersAliveSql } from '../../lib/source/sql';
+import { toFlowSnapshot } from '../../lib/source/flow';
 import type { QueueSnapshot } from '../../lib/source/snapshot';
 import { toWorkersAlive } from '../../lib/source/workers';
 
@@ -29,7 +30,8 @@ function configError(env: Env): string {
 describe('extras settings', () => {
   it('leaves every extra off by default, with one sample per invocation', () => {
     const config = parse({});
-    expect(config).toMatchObject({ sampling: { samplesPerInvocation: 1, schedulePeriodSeconds: 60 }, metricsBearerToken: undefined, extras: { heartbeat: undefined, blueprints: undefined } });
+    expect(config).toMatchObject({ sampling: { samplesPerInvocation: 1, schedulePeriodSeconds: 60 }, metricsBearerToken: undefined, extras: { heartbeat: undefined, blueprints: undefined, flow: undefined } });
+    expect(config.database.statusTopK).toBe(20);
   });
 
   it('parses the heartbeat settings with defaults, quoting identifiers', () => {
@@ -47,6 +49,23 @@ describe('extras settings', () => {
     expect(parse({ ...BLUEPRINTS, BLUEPRINT_TOP_K: '5', BLUEPRINT_WINDOW_SECONDS: '600' }).extras.blueprints).toMatchObject({ topK: 5, windowSeconds: 600 });
   });
 
+  it('takes either time column alone for the flow figures, without a blueprint column; the blueprint rules stay', () => {
+    expect(parse({ RUN_STARTED_COLUMN: 'started_at' }).extras).toMatchObject({
+      flow: { startedColumn: { sql: '"started_at"' }, finishedColumn: undefined, windowSeconds: 300 },
+      blueprints: undefined,
+    });
+    expect(parse({ RUN_FINISHED_COLUMN: 'done', FLOW_WINDOW_SECONDS: '120' }).extras.flow).toEqual({
+      startedColumn: undefined,
+      finishedColumn: { name: 'done', sql: '"done"' },
+      windowSeconds: 120,
+    });
+    // All three: per-blueprint metrics and the flow figures from the same two columns.
+    const both = parse(BLUEPRINTS).extras;
+    expect(both.blueprints).toMatchObject({ startedColumn: { sql: '"started_at"' }, finishedColumn: { sql: '"finished_at"' } });
+    expect(both.flow).toMatchObject({ startedColumn: { sql: '"started_at"' }, finishedColumn: { sql: '"finished_at"' } });
+    expect(parse({ STATUS_TOP_K: '5' }).database.statusTopK).toBe(5);
+  });
+
   it('names the variable of every bad or half-given setting', () => {
     expect(configError({ HEARTBEAT_TABLE: 'a.b.c' })).toMatch(/^HEARTBEAT_TABLE /);
     expect(configError({ HEARTBEAT_TABLE: 'hb', HEARTBEAT_WORKER_COLUMN: 'w"--' })).toMatch(/^HEARTBEAT_WORKER_COLUMN /);
@@ -59,6 +78,11 @@ describe('extras settings', () => {
     expect(configError({ SAMPLES_PER_INVOCATION: '0' })).toMatch(/^SAMPLES_PER_INVOCATION must be between 1 and 60/);
     expect(configError({ SAMPLES_PER_INVOCATION: '12', SCHEDULE_PERIOD_SECONDS: '10' })).toMatch(/^SAMPLES_PER_INVOCATION must leave at least 1 second/);
     expect(configError({ SCHEDULE_PERIOD_SECONDS: 'minute' })).toMatch(/^SCHEDULE_PERIOD_SECONDS must be a whole number/);
+    expect(configError({ FLOW_WINDOW_SECONDS: '300' })).toMatch(/^FLOW_WINDOW_SECONDS is set but neither RUN_STARTED_COLUMN nor RUN_FINISHED_COLUMN is/);
+    expect(configError({ RUN_STARTED_COLUMN: 'started_at', FLOW_WINDOW_SECONDS: '5' })).toMatch(/^FLOW_WINDOW_SECONDS must be between 10 and 86400/);
+    expect(configError({ RUN_STARTED_COLUMN: 'started at' })).toMatch(/^RUN_STARTED_COLUMN must be a column name/);
+    expect(configError({ BLUEPRINT_COLUMN: 'blueprint', RUN_FINISHED_COLUMN: 'finished_at' })).toMatch(/^RUN_STARTED_COLUMN is not set; per-blueprint metrics need all of/);
+    expect(configError({ STATUS_TOP_K: '0' })).toMatch(/^STATUS_TOP_K must be between 1 and 200/);
   });
 
   it('demands a long bearer token, never echoes it, and redacts it as a secret', () => {
@@ -92,18 +116,26 @@ describe('extras SQL', () => {
     for (const match of sql.matchAll(/FROM "xyn"\."runs" (\w+)\s*(WHERE [^\n]*)?/g)) expect(match[2], match[0]).toBeTruthy();
   });
 
-  it('adds one SELECT per configured extra to the one batch, and none otherwise', () => {
+  it('adds one SELECT per configured extra to the one batch, and none otherwise; the queue snapshot comes last', () => {
     const selects = (config: ReturnType<typeof parse>) => tickSelects(config.database, config.extras);
     const plain = parse({});
-    expect(selects(plain)).toEqual([queueSnapshotSql({ table: plain.database.runsTable, estimateAbove: plain.database.statusEstimateAbove })]);
-    expect(selects(parse({ HEARTBEAT_TABLE: 'hb' }))).toHaveLength(2);
-    const both = selects(parse({ HEARTBEAT_TABLE: 'hb', ...BLUEPRINTS }));
-    expect(both).toHaveLength(3);
-    expect(both[1]).toContain('workers_alive');
-    expect(both[2]).toContain('blueprint_counts');
-    const batch = snapshotBatchSql(both, { statementTimeoutMs: 1000, lockTimeoutMs: 500 });
+    expect(selects(plain)).toEqual([{ part: 'queue', sql: queueSnapshotSql({ table: plain.database.runsTable, estimateAbove: plain.database.statusEstimateAbove }) }]);
+    expect(selects(parse({ HEARTBEAT_TABLE: 'hb' })).map((s) => s.part)).toEqual(['heartbeat', 'queue']);
+    const all = selects(parse({ HEARTBEAT_TABLE: 'hb', ...BLUEPRINTS }));
+    expect(all.map((s) => s.part)).toEqual(['flow', 'heartbeat', 'blueprints', 'queue']);
+    expect(all[0]!.sql).toContain('finished_in_window');
+    expect(all[1]!.sql).toContain('workers_alive');
+    expect(all[2]!.sql).toContain('blueprint_counts');
+    const batch = snapshotBatch(all.map((s) => s.sql), { budgetMs: 1000, lockTimeoutMs: 500 }).sql;
     expect(batch.match(/^BEGIN/gm)).toHaveLength(1);
     expect(batch.match(/^COMMIT$/gm)).toHaveLength(1);
+  });
+
+  it('cuts blueprint names to 128 characters before it ranks them', () => {
+    const config = parse(BLUEPRINTS);
+    const sql = blueprintSql(config.database.runsTable, config.extras.blueprints!);
+    expect(sql).toContain(`coalesce(left(a."blueprint"::text, 128), 'other')`);
+    expect(sql).toContain(`coalesce(left(f."blueprint"::text, 128), 'other')`);
   });
 });
 
@@ -138,6 +170,56 @@ describe('extras rows', () => {
   });
 });
 
+describe('flow rows', () => {
+  const flow = parse(BLUEPRINTS).extras.flow!;
+  const row = {
+    finished_in_window: '[{"status":"SUCCEEDED","count":7},{"status":"PAUSED","count":1}]',
+    terminal_labels: '["SUCCEEDED","FAILED","CANCELLED","ARCHIVED"]',
+    started_in_window: '9',
+    wait_p50: '1.5',
+    wait_p90: '4',
+    wait_p99: '9.75',
+  };
+
+  it('zero-fills every known terminal status, keeps unknown ones, and reads the wait quantiles', () => {
+    expect(toFlowSnapshot(row, flow, 20)).toEqual({
+      windowSeconds: 300,
+      finished: [
+        { status: 'ARCHIVED', count: 0 },
+        { status: 'CANCELLED', count: 0 },
+        { status: 'FAILED', count: 0 },
+        { status: 'PAUSED', count: 1 },
+        { status: 'SUCCEEDED', count: 7 },
+      ],
+      started: 9,
+      waitSeconds: { '0.5': 1.5, '0.9': 4, '0.99': 9.75 },
+    });
+  });
+
+  it('has no wait quantiles when no run started (absent, not 0), and only the configured parts', () => {
+    const none = { ...row, started_in_window: '0', wait_p50: null, wait_p90: null, wait_p99: null };
+    expect(toFlowSnapshot(none, flow, 20)).not.toHaveProperty('waitSeconds');
+    expect(toFlowSnapshot(none, flow, 20).started).toBe(0);
+    const finishedOnly = toFlowSnapshot({ ...row, started_in_window: null }, { ...flow, startedColumn: undefined }, 20);
+    expect(finishedOnly).not.toHaveProperty('started');
+    expect(toFlowSnapshot(row, { ...flow, finishedColumn: undefined }, 20)).not.toHaveProperty('finished');
+  });
+
+  it('caps the finished statuses like the depths, the runtime terminal statuses always named', () => {
+    const statuses = Array.from({ length: 50 }, (_, i) => ({ status: `S${i}${'x'.repeat(300)}`, count: 100 + i }));
+    const capped = toFlowSnapshot({ ...row, finished_in_window: JSON.stringify(statuses), terminal_labels: '[]' }, flow, 5);
+    expect(capped.finished!.map((f) => f.status.slice(0, 3))).toEqual(['CAN', 'FAI', 'S45', 'S46', 'S47', 'S48', 'S49', 'SUC', 'oth']);
+    for (const f of capped.finished!) expect(f.status.length).toBeLessThanOrEqual(128);
+    expect(capped.finished!.find((f) => f.status === 'other')!.count).toBe(statuses.slice(0, 45).reduce((n, s) => n + s.count, 0));
+  });
+
+  it('refuses half a set of quantiles, or quantiles with no run started', () => {
+    expect(() => toFlowSnapshot({ ...row, wait_p99: null }, flow, 20)).toThrow(/unexpected wait quantiles/);
+    expect(() => toFlowSnapshot({ ...row, started_in_window: '0' }, flow, 20)).toThrow(/without a run started/);
+    expect(() => toFlowSnapshot(undefined, flow, 20)).toThrow(/flow query returned no row/);
+  });
+});
+
 describe('buildRegistry with extras', () => {
   const snapshot: QueueSnapshot = {
     dbNowSeconds: 1_800_000_000,
@@ -145,8 +227,10 @@ describe('buildRegistry with extras', () => {
     ready: 6,
     future: 0,
     oldestReadySeconds: 1,
+    oldestDueSeconds: 1,
     expiredLeases: 0,
     activeLeases: 0,
+    runningWithoutLease: 0,
   };
 
   it('adds nothing when no extra is configured', async () => {
@@ -175,6 +259,22 @@ describe('buildRegistry with extras', () => {
     expect(text).toContain('xyn_blueprint_duration_seconds{blueprint="build",quantile="0.5"} 1\n');
     expect(text).toContain('xyn_blueprint_duration_seconds{blueprint="build",quantile="0.9"} 2\n');
     expect(text).toContain('xyn_blueprint_duration_seconds{blueprint="build",quantile="0.99"} 3\n');
+  });
+
+  it('renders the flow figures under their contract names, the wait quantiles only when a run started', async () => {
+    const flow = { windowSeconds: 300, finished: [{ status: 'FAILED', count: 2 }, { status: 'SUCCEEDED', count: 8 }], started: 11, waitSeconds: { '0.5': 1, '0.9': 2.5, '0.99': 7 } };
+    const text = await buildRegistry({ ...snapshot, flow }, { up: true, durationSeconds: 0.1 }).metrics();
+    expect(text).toContain('xyn_flow_window_seconds 300\n');
+    expect(text).toContain('xyn_runs_finished_in_window{status="FAILED"} 2\n');
+    expect(text).toContain('xyn_runs_finished_in_window{status="SUCCEEDED"} 8\n');
+    expect(text).toContain('xyn_runs_started_in_window 11\n');
+    expect(text).toContain('xyn_queue_wait_seconds{quantile="0.5"} 1\n');
+    expect(text).toContain('xyn_queue_wait_seconds{quantile="0.9"} 2.5\n');
+    expect(text).toContain('xyn_queue_wait_seconds{quantile="0.99"} 7\n');
+    const idle = await buildRegistry({ ...snapshot, flow: { windowSeconds: 300, started: 0 } }, { up: true, durationSeconds: 0.1 }).metrics();
+    expect(idle).toContain('xyn_runs_started_in_window 0\n');
+    expect(idle).not.toMatch(/^(xyn_queue_wait_seconds|xyn_runs_finished_in_window)/m);
+    expect(await buildRegistry(snapshot, { up: true, durationSeconds: 0.1 }).metrics()).not.toMatch(/^# TYPE (xyn_flow_|xyn_runs_|xyn_queue_wait)/m);
   });
 
   it('drops every extra with the queue figures when the database could not be read', async () => {

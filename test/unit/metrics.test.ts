@@ -14,12 +14,14 @@ const snapshot: QueueSnapshot = {
   ready: 2,
   future: 1,
   oldestReadySeconds: 12.5,
+  oldestDueSeconds: 10,
   expiredLeases: 1,
   activeLeases: 1,
+  runningWithoutLease: 0,
 };
 
 describe('buildRegistry', () => {
-  it('renders the six queue gauges and collector health as exposition text', async () => {
+  it('renders the queue gauges and collector health as exposition text', async () => {
     const text = await buildRegistry(snapshot, { up: true, durationSeconds: 0.25 }).metrics();
     expect(text).toBe(
       [
@@ -47,6 +49,10 @@ describe('buildRegistry', () => {
         '# TYPE xyn_queue_oldest_ready_seconds gauge',
         'xyn_queue_oldest_ready_seconds 12.5',
         '',
+        `# HELP xyn_queue_oldest_due_seconds ${METRICS.oldestDueSeconds.help}`,
+        '# TYPE xyn_queue_oldest_due_seconds gauge',
+        'xyn_queue_oldest_due_seconds 10',
+        '',
         `# HELP xyn_running_with_expired_lease ${METRICS.expiredLeases.help}`,
         '# TYPE xyn_running_with_expired_lease gauge',
         'xyn_running_with_expired_lease 1',
@@ -54,6 +60,10 @@ describe('buildRegistry', () => {
         `# HELP xyn_running_with_active_lease ${METRICS.activeLeases.help}`,
         '# TYPE xyn_running_with_active_lease gauge',
         'xyn_running_with_active_lease 1',
+        '',
+        `# HELP xyn_running_without_lease ${METRICS.withoutLease.help}`,
+        '# TYPE xyn_running_without_lease gauge',
+        'xyn_running_without_lease 0',
         '',
         `# HELP xyn_collector_up ${METRICS.collectorUp.help}`,
         '# TYPE xyn_collector_up gauge',
@@ -86,7 +96,7 @@ describe('buildRegistry', () => {
   });
 
   it('says degraded, with every alerting gauge, when the terminal counts are missing', async () => {
-    const degraded: QueueSnapshot = { ...snapshot, statuses: snapshot.statuses.filter((s) => s.status !== 'CANCELLED'), terminalCountsMissing: true };
+    const degraded: QueueSnapshot = { ...snapshot, statuses: snapshot.statuses.filter((s) => s.status !== 'CANCELLED'), terminalCountsMissing: true, missing: ['terminal_counts'] };
     const samples = (await buildRegistry(degraded, { up: true, durationSeconds: 0.1 }).metrics()).split('\n').filter((l) => l && !l.startsWith('#'));
     expect(samples).toContain('xyn_collector_degraded 1');
     expect(samples).toContain('xyn_collector_up 1');
@@ -94,6 +104,12 @@ describe('buildRegistry', () => {
     for (const name of ['xyn_queue_ready_depth 2', 'xyn_queue_future_depth 1', 'xyn_queue_oldest_ready_seconds 12.5', 'xyn_running_with_expired_lease 1', 'xyn_running_with_active_lease 1']) {
       expect(samples).toContain(name);
     }
+  });
+
+  it('says degraded when an extra is missing, the terminal counts present', async () => {
+    const text = await buildRegistry({ ...snapshot, missing: ['heartbeat'] }, { up: true, durationSeconds: 0.1 }).metrics();
+    expect(text).toContain('\nxyn_collector_degraded 1\n');
+    expect(text).toContain('xyn_queue_depth{status="CANCELLED"} 0');
   });
 
   it('holds only the collector-health gauges when the database could not be read', async () => {

@@ -13,8 +13,10 @@ const SNAPSHOT: QueueSnapshot = {
   ready: 4,
   future: 1,
   oldestReadySeconds: 42.5,
+  oldestDueSeconds: 40,
   expiredLeases: 0,
   activeLeases: 2,
+  runningWithoutLease: 0,
   dbNowSeconds: 1_790_000_000.123,
 };
 

@@ -22,8 +22,21 @@ const SNAPSHOT: QueueSnapshot = {
   ready: 5,
   future: 2,
   oldestReadySeconds: 125.2504,
+  oldestDueSeconds: 110.0004,
   expiredLeases: 1,
   activeLeases: 3,
+  runningWithoutLease: 0,
+};
+
+const FLOW: QueueSnapshot['flow'] = {
+  windowSeconds: 300,
+  finished: [
+    { status: 'CANCELLED', count: 0 },
+    { status: 'FAILED', count: 2 },
+    { status: 'SUCCEEDED', count: 10 },
+  ],
+  started: 14,
+  waitSeconds: { '0.5': 2.0004, '0.9': 9, '0.99': 61 },
 };
 
 const GATEWAY = 'http://gw.example:9091/metrics/job/xyn_metrics';
@@ -37,7 +50,7 @@ const facts = (over: Partial<TickFacts> = {}): TickFacts => ({
   durationMs: 41,
   dbMs: 35,
   snapshot: SNAPSHOT,
-  historyError: undefined,
+  degraded: [],
   dbCloseForced: false,
   sinks: [ok('pushgateway', GATEWAY)],
   error: undefined,
@@ -63,8 +76,10 @@ describe('tickRecord', () => {
         ready: 5,
         future: 2,
         oldest_ready_seconds: 125.25,
+        oldest_due_seconds: 110,
         expired_leases: 1,
         active_leases: 3,
+        running_without_lease: 0,
         depth: { FAILED: 3, QUEUED: 7, RUNNING: 4, SUCCEEDED: 250_000 },
       },
       estimated_statuses: ['SUCCEEDED'],
@@ -73,8 +88,22 @@ describe('tickRecord', () => {
   });
 
   it('a degraded tick warns and says what is missing; a failed read errors with no figures', () => {
-    const degraded = tickRecord(facts({ historyError: 'database h: canceling statement due to statement timeout' }), config());
-    expect(degraded).toMatchObject({ level: 'warn', msg: 'tick degraded', outcome: 'ok', degraded: 'terminal counts missing: database h: canceling statement due to statement timeout' });
+    const degraded = tickRecord(facts({ degraded: [{ part: 'terminal_counts', error: 'database h: canceling statement due to statement timeout' }] }), config());
+    expect(degraded).toMatchObject({
+      level: 'warn',
+      msg: 'tick degraded',
+      outcome: 'ok',
+      degraded: 'terminal counts missing: database h: canceling statement due to statement timeout',
+      missing: ['terminal_counts'],
+    });
+    // An extra that failed is named with its setting; what the batch did not reach says so.
+    const extra = tickRecord(facts({ degraded: [{ part: 'heartbeat', error: 'database h: canceling statement due to lock timeout' }, { part: 'terminal_counts', error: undefined }] }), config());
+    expect(extra).toMatchObject({
+      level: 'warn',
+      msg: 'tick degraded',
+      degraded: 'workers alive (HEARTBEAT_TABLE) missing: database h: canceling statement due to lock timeout; terminal counts missing: not read, an earlier SELECT of the batch failed',
+      missing: ['heartbeat', 'terminal_counts'],
+    });
     const failed = tickRecord(facts({ outcome: 'db_failed', snapshot: undefined, error: 'database h: connect ECONNREFUSED' }), config());
     expect(failed).toMatchObject({ level: 'error', msg: 'tick failed', outcome: 'db_failed', pushed_to: GATEWAY, error: 'database h: connect ECONNREFUSED' });
     expect(failed).not.toHaveProperty('figures');
@@ -105,12 +134,28 @@ describe('npm start\'s tick line', () => {
 
   it('reads the tick record: queue, leases, history, time, where it went', () => {
     expect(line(tickRecord(facts(), config()))).toBe(
-      `03:56:00  tick ok   queued 7 (ready 5, future 2, oldest ready 2m05s) | running 4 (1 lease expired) | failed 3, succeeded 250000 | 41 ms | pushed to ${GATEWAY}`,
+      `03:56:00  tick ok   queued 7 (ready 5, future 2, oldest due 1m50s) | running 4 (1 lease expired) | failed 3, succeeded 250000 | 41 ms | pushed to ${GATEWAY}`,
     );
   });
 
+  it('shows throughput and wait over the flow window when the flow figures are configured', () => {
+    const record = tickRecord(facts({ snapshot: { ...SNAPSHOT, flow: FLOW } }), config());
+    expect(record.figures).toMatchObject({
+      flow_window_seconds: 300,
+      finished_in_window: { CANCELLED: 0, FAILED: 2, SUCCEEDED: 10 },
+      started_in_window: 14,
+      wait_seconds: { p50: 2, p90: 9, p99: 61 },
+    });
+    expect(line(record)).toBe(
+      `03:56:00  tick ok   queued 7 (ready 5, future 2, oldest due 1m50s) | running 4 (1 lease expired) | failed 3, succeeded 250000 | last 5m00s: started 14, finished 12 (2 failed), wait p50 2s p90 9s | 41 ms | pushed to ${GATEWAY}`,
+    );
+    const idle = tickRecord(facts({ snapshot: { ...SNAPSHOT, flow: { windowSeconds: 60, started: 0 } } }), config());
+    expect(line(idle)).toContain('| last 1m00s: started 0, no wait (nothing started) |');
+  });
+
   it('says a degraded tick, a failed one, a dry run', () => {
-    expect(line(tickRecord(facts({ historyError: 'timeout' }), config()))).toMatch(/^03:56:00 {2}tick ok {3}\(degraded: terminal counts missing\) queued 7/);
+    expect(line(tickRecord(facts({ degraded: [{ part: 'terminal_counts', error: 'timeout' }] }), config()))).toMatch(/^03:56:00 {2}tick ok {3}\(degraded: terminal counts missing\) queued 7/);
+    expect(line(tickRecord(facts({ degraded: [{ part: 'flow', error: 'x' }, { part: 'terminal_counts', error: undefined }] }), config()))).toMatch(/\(degraded: flow, terminal counts missing\)/);
     expect(line(tickRecord(facts({ outcome: 'db_failed', snapshot: undefined, error: 'database h: down' }), config()))).toBe(
       `03:56:00  FAILED    db_failed: database h: down  | 41 ms | pushed to ${GATEWAY}`,
     );
