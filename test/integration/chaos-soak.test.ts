@@ -265,14 +265,28 @@ interface Truth {
   future: number;
   expired: number;
   active: number;
+  /** RUNNING runs with no lease_expires_at at all. */
+  withoutLease: number;
   /** The oldest ready run's queued_at (epoch ms); undefined when none is ready. */
   oldestReadyQueuedAtMs: number | undefined;
+  /** The oldest ready run's due time, the later of queued_at and run_at (epoch ms); undefined when none is ready. */
+  oldestReadyDueAtMs: number | undefined;
   rows: number;
 }
 
 /** The figures, from the rows alone: nothing of the collector's SQL. */
 function truthOf(rows: RunRow[], now: number): Truth {
-  const truth: Truth = { depth: Object.fromEntries(STATUSES.map((s) => [s, 0])), ready: 0, future: 0, expired: 0, active: 0, oldestReadyQueuedAtMs: undefined, rows: rows.length };
+  const truth: Truth = {
+    depth: Object.fromEntries(STATUSES.map((s) => [s, 0])),
+    ready: 0,
+    future: 0,
+    expired: 0,
+    active: 0,
+    withoutLease: 0,
+    oldestReadyQueuedAtMs: undefined,
+    oldestReadyDueAtMs: undefined,
+    rows: rows.length,
+  };
   for (const r of rows) {
     truth.depth[r.status] = (truth.depth[r.status] ?? 0) + 1;
     if (r.status === 'QUEUED') {
@@ -281,12 +295,15 @@ function truthOf(rows: RunRow[], now: number): Truth {
         truth.ready += 1;
         const q = r.queued_at.getTime();
         if (truth.oldestReadyQueuedAtMs === undefined || q < truth.oldestReadyQueuedAtMs) truth.oldestReadyQueuedAtMs = q;
+        const due = Math.max(q, r.run_at?.getTime() ?? q);
+        if (truth.oldestReadyDueAtMs === undefined || due < truth.oldestReadyDueAtMs) truth.oldestReadyDueAtMs = due;
       }
     }
     if (r.status === 'RUNNING' && r.lease_expires_at !== null) {
       if (r.lease_expires_at.getTime() < now) truth.expired += 1;
       else truth.active += 1;
     }
+    if (r.status === 'RUNNING' && r.lease_expires_at === null) truth.withoutLease += 1;
   }
   return truth;
 }
@@ -342,6 +359,8 @@ function figureProblems(group: Group, truth: Truth, t0: number, t1: number): str
   const degraded = group.get('xyn_collector_degraded') === 1;
   const statuses = degraded ? ['QUEUED', 'RUNNING'] : STATUSES;
   const oldest = truth.oldestReadyQueuedAtMs;
+  const due = truth.oldestReadyDueAtMs;
+  const age = (since: number | undefined): number | [number, number] => (since === undefined ? 0 : [(t0 - since) / 1000 - EPS_S, (t1 - since) / 1000 + EPS_S]);
   const expected = new Map<string, number | [number, number]>([
     ...statuses.flatMap((s) => [
       [`xyn_queue_depth{status="${s}"}`, truth.depth[s]!] as const,
@@ -349,9 +368,11 @@ function figureProblems(group: Group, truth: Truth, t0: number, t1: number): str
     ]),
     ['xyn_queue_ready_depth', truth.ready],
     ['xyn_queue_future_depth', truth.future],
-    ['xyn_queue_oldest_ready_seconds', oldest === undefined ? 0 : [(t0 - oldest) / 1000 - EPS_S, (t1 - oldest) / 1000 + EPS_S]],
+    ['xyn_queue_oldest_ready_seconds', age(oldest)],
+    ['xyn_queue_oldest_due_seconds', age(due)],
     ['xyn_running_with_expired_lease', truth.expired],
     ['xyn_running_with_active_lease', truth.active],
+    ['xyn_running_without_lease', truth.withoutLease],
     ['xyn_collector_up', 1],
     ['xyn_collector_degraded', degraded ? 1 : 0],
     ['xyn_collector_duration_seconds', [0, (t1 - t0) / 1000 + EPS_S]],

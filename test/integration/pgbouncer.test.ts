@@ -120,7 +120,7 @@ describe('through PgBouncer in transaction pooling mode', () => {
 
     // Two round trips: the batch, then the re-read that continues its transaction.
     expect(run.queries).toHaveLength(2);
-    expect(run.queries[1]).toMatch(/^ROLLBACK TO SAVEPOINT before_history;\n/);
+    expect(run.queries[1]).toMatch(/^ROLLBACK TO SAVEPOINT before_reads;\n/);
     // The re-read saw the snapshot of the first round trip: not the run committed in between (5, not 6).
     const text = await stack.gateway.scrape();
     expect(sample(text, 'xyn_collector_degraded', { job })).toBe(1);
