@@ -29,6 +29,8 @@ export const TOOLS: Tool[] = [
   { what: 'Pushgateway', variable: 'PUSHGATEWAY_BIN', names: ['prometheus-pushgateway', 'pushgateway'], aptPackage: 'prometheus-pushgateway' },
   { what: 'Prometheus', variable: 'PROMETHEUS_BIN', names: ['prometheus'], aptPackage: 'prometheus' },
   { what: 'promtool', variable: 'PROMTOOL_BIN', names: ['promtool'], aptPackage: 'prometheus' },
+  // Checks the Alertmanager example of docs/metrics.md (test/integration/alertmanager.test.ts).
+  { what: 'amtool', names: ['amtool'], aptPackage: 'prometheus-alertmanager' },
   { what: 'psql', names: ['psql'], aptPackage: 'postgresql-client' },
   { what: 'openssl', names: ['openssl'], aptPackage: 'openssl' },
   // In transaction pooling mode in front of the test server (test/support/pgbouncer.ts).
