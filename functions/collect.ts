@@ -18,7 +18,9 @@ import type { Context, ScheduledEvent } from 'aws-lambda';
 import { deadlineIn } from '../lib/core/deadline';
 import { redactingSink, stdoutSink } from '../lib/core/log';
 import { describeError } from '../lib/core/redact';
-import { EXIT_MARGIN_MS, invocationDeadline as freshDeadline, refetchSecrets, setUp, type SetupOptions } from '../lib/runtime/handler';
+import { parseTick } from '../lib/config/parse';
+import { environmentSecrets, EXIT_MARGIN_MS, invocationDeadline as freshDeadline, refetchSecrets, setUp, type SetupOptions } from '../lib/runtime/handler';
+import { pushCollectorDown } from '../lib/runtime/unavailable';
 import { lateBySeconds } from '../lib/runtime/late';
 import { runSamples } from '../lib/runtime/sampling';
 import { TickError, type TickResult } from '../lib/runtime/tick';
@@ -27,9 +29,13 @@ export { EXIT_MARGIN_MS } from '../lib/runtime/handler';
 
 export type CollectResponse = Pick<TickResult, 'outcome' | 'pushedTo' | 'durationMs'> | { outcome: 'skipped_late'; ageSeconds: number };
 
-const OPTIONS: SetupOptions = { requireSink: true };
-
 export async function collect(event: Partial<ScheduledEvent> | undefined, context: Partial<Context> | undefined): Promise<CollectResponse> {
+  const OPTIONS: SetupOptions = {
+    requireSink: true,
+    // No secret to be had: say so at the sinks that need none (xyn_collector_up 0), on a deadline of its own.
+    onSecretsUnavailable: (error, env) =>
+      pushCollectorDown(env, error, freshDeadline(parseTick(env), context), environmentSecrets(env)),
+  };
   const setup = await setUp(process.env, context, OPTIONS);
   const { config, deadline } = setup;
   const log = redactingSink(stdoutSink, config.secrets);

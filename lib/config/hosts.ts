@@ -10,3 +10,17 @@ export function isLoopbackHost(host: string): boolean {
 export function isNeonHost(host: string): boolean {
   return /(^|\.)neon\.(tech|build)$/i.test(host);
 }
+
+/**
+ * A Unix-domain socket directory, as libpq takes it in a URL: the host
+ * percent-encoded, postgresql://user@%2Fvar%2Frun%2Fpostgresql/db. Returns the
+ * directory, or undefined for a network host.
+ */
+export function unixSocketDirectory(urlHostname: string): string | undefined {
+  if (!/^%2f/i.test(urlHostname)) return undefined;
+  try {
+    return decodeURIComponent(urlHostname);
+  } catch {
+    return undefined;
+  }
+}

@@ -83,3 +83,17 @@ export function choice(env: Env, name: SettingOfKind<'choice'>): string {
   }
   return raw;
 }
+
+/**
+ * A comma-separated list setting: its items trimmed, empty ones dropped, at
+ * most the table's `max`, no item twice; [] when unset. Items are echoed: a
+ * list setting is never a secret.
+ */
+export function list(env: Env, name: SettingOfKind<'list'>): string[] {
+  const items = (text(env, name) ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+  const { max } = setting(name);
+  if (max !== undefined && items.length > max) throw new ConfigError(`${name} takes at most ${max} items, got ${items.length}`);
+  const twice = items.find((item, index) => items.indexOf(item) !== index);
+  if (twice !== undefined) throw new ConfigError(`${name} names ${twice.slice(0, 40)} twice`);
+  return items;
+}

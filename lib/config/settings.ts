@@ -29,7 +29,7 @@ export interface Setting {
   readonly default?: number | string | boolean;
   /** A default that depends on something else, as the docs state it (e.g. "PUSHGATEWAY_JOB"). */
   readonly defaultText?: string;
-  /** integer bounds (inclusive) */
+  /** integer bounds (inclusive); for a list, `max` is the most items it may hold */
   readonly min?: number;
   readonly max?: number;
   /** choice values */
@@ -53,19 +53,27 @@ export const SETTINGS = {
   // ---------------------------------------------------------------- database
   DATABASE_URL: {
     kind: 'url', scope: 'run', readBy: both, secret: true, parameter: 'database-url', defaultText: '(required)',
-    summary: 'postgresql://user:password@host:5432/db[?sslmode=…&sslrootcert=…]; Neon hosts use their secure WebSocket, every other host TCP with TLS (sslmode=verify-full by default)',
+    summary: '`postgresql://user:password@host:5432/db[?sslmode=…&sslrootcert=…]`, the password percent-encoded; Neon hosts use their secure WebSocket, every other host TCP with TLS (`sslmode=verify-full` by default; see Databases below)',
   },
   DATABASE_WS_PROXY: {
     kind: 'text', scope: 'run', readBy: both,
-    summary: 'a Neon-compatible WebSocket proxy: wss://host[:port]/v1 (remote), or host:port/v1 of the local plain-text bridge (loopback, for a loopback database only)',
+    summary: 'a Neon-compatible WebSocket proxy: `wss://host[:port]/v1` (remote), or `host:port/v1` of the local plain-text bridge (loopback, for a loopback database only)',
   },
   DATABASE_ALLOW_PLAINTEXT: {
     kind: 'flag', scope: 'run', readBy: both, default: false,
-    summary: 'explicit opt-in to reach a non-loopback database without TLS (sslmode=disable/allow/prefer); every tick then logs it',
+    summary: '`true`: explicit opt-in to reach a non-loopback database without TLS (`sslmode=disable`/`allow`/`prefer`); every tick then logs it',
+  },
+  DATABASE_IAM_AUTH: {
+    kind: 'flag', scope: 'run', readBy: both, default: false,
+    summary: 'true: RDS IAM database authentication, a token signed with the function\'s role credentials for each connection instead of a password (DATABASE_URL without one, sslmode=verify-full)',
+  },
+  DATABASE_IAM_REGION: {
+    kind: 'text', scope: 'run', readBy: both, defaultText: 'AWS_REGION',
+    summary: 'the database\'s region, for its IAM token',
   },
   RUNS_TABLE: {
     kind: 'identifier', scope: 'run', readBy: both, default: 'runs',
-    summary: 'table or schema.table; validated and quoted as an identifier',
+    summary: 'table or `schema.table`; validated and quoted as an identifier',
   },
   DB_STATEMENT_TIMEOUT_MS: {
     kind: 'integer', scope: 'run', readBy: both, default: 5_000, min: 10, max: 600_000,
@@ -73,7 +81,7 @@ export const SETTINGS = {
   },
   DB_LOCK_TIMEOUT_MS: {
     kind: 'integer', scope: 'run', readBy: both, default: 2_000, min: 10, max: 600_000,
-    summary: 'lock_timeout: give up rather than queue behind a lock',
+    summary: '`lock_timeout`: give up rather than queue behind a lock',
   },
   STATUS_TOP_K: {
     kind: 'integer', scope: 'run', readBy: both, default: 20, min: 1, max: 200,
@@ -81,13 +89,13 @@ export const SETTINGS = {
   },
   STATUS_ESTIMATE_ABOVE: {
     kind: 'integer', scope: 'run', readBy: both, default: 100_000, min: 1, max: Number.MAX_SAFE_INTEGER, words: ['off'],
-    summary: 'terminal statuses whose planner estimate is above this are reported from the statistics, not counted (QUEUED, RUNNING and every alerting gauge stay exact); off counts every status exactly',
+    summary: 'terminal statuses whose planner estimate is above this are reported from the statistics, not counted (QUEUED, RUNNING and every alerting gauge stay exact); `off` counts every status exactly',
   },
 
   // ---------------------------------------------------------------- Pushgateway
   PUSHGATEWAY_URL: {
     kind: 'url', scope: 'run', readBy: collect, defaultText: '(required unless REMOTE_WRITE_URL is set)',
-    summary: 'http(s)://host:9091, the gateway\'s base URL (no credentials in it when deployed)',
+    summary: '`http(s)://host:9091`, the gateway\'s base URL (no credentials in it when deployed)',
   },
   PUSHGATEWAY_USERNAME: {
     kind: 'text', scope: 'run', readBy: collect,
@@ -111,7 +119,7 @@ export const SETTINGS = {
   },
   PUSHGATEWAY_GROUPING: {
     kind: 'labels', scope: 'run', readBy: collect,
-    summary: 'static grouping labels, e.g. env=prod,region=eu (never per-invocation; never a label the metrics carry)',
+    summary: 'static grouping labels, e.g. `env=prod,region=eu` (never per-invocation; never a label the metrics carry)',
   },
   PUSHGATEWAY_AUTH: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'none', values: ['none', 'basic', 'bearer'],
@@ -121,7 +129,7 @@ export const SETTINGS = {
   // ---------------------------------------------------------------- remote write
   REMOTE_WRITE_URL: {
     kind: 'url', scope: 'run', readBy: collect,
-    summary: 'a Prometheus remote write 1.0 endpoint (Mimir …/api/v1/push, AMP …/api/v1/remote_write, Prometheus …/api/v1/write): a second sink, alongside or instead of the Pushgateway',
+    summary: 'a Prometheus remote write 1.0 endpoint (Mimir `…/api/v1/push`, AMP `…/api/v1/remote_write`, Prometheus `…/api/v1/write`): a second sink, alongside or instead of the Pushgateway (docs/metrics.md)',
   },
   REMOTE_WRITE_USERNAME: {
     kind: 'text', scope: 'run', readBy: collect,
@@ -137,7 +145,7 @@ export const SETTINGS = {
   },
   REMOTE_WRITE_SIGV4: {
     kind: 'flag', scope: 'run', readBy: collect, default: false,
-    summary: 'true: sign with AWS SigV4 for service aps (AMP) with the function\'s role credentials',
+    summary: '`true`: sign with AWS SigV4 for service `aps` (AMP) with the function\'s role credentials',
   },
   REMOTE_WRITE_REGION: {
     kind: 'text', scope: 'run', readBy: collect, defaultText: 'AWS_REGION',
@@ -153,7 +161,7 @@ export const SETTINGS = {
   },
   REMOTE_WRITE_LABELS: {
     kind: 'labels', scope: 'run', readBy: collect, defaultText: 'PUSHGATEWAY_GROUPING',
-    summary: 'static labels of every written series, e.g. env=prod (never per-invocation; never a label the metrics carry)',
+    summary: 'static labels of every written series, e.g. `env=prod` (never per-invocation; never a label the metrics carry)',
   },
   REMOTE_WRITE_AUTH: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'none', values: ['none', 'basic', 'bearer'],
@@ -183,7 +191,7 @@ export const SETTINGS = {
   },
   PUSH_DRY_RUN: {
     kind: 'flag', scope: 'local', readBy: collect, default: false,
-    summary: 'local only: no gateway; the tick logs its exposition text',
+    summary: '`true`: no gateway; the tick logs its exposition text',
   },
 
   // ---------------------------------------------------------------- secrets
@@ -191,11 +199,15 @@ export const SETTINGS = {
     kind: 'integer', scope: 'run', readBy: both, default: 300, min: 0, max: 3_600,
     summary: 'how long a warm container reuses values read from SSM (0: every invocation); a refused credential rereads at once',
   },
+  SECRETS_STALE_SECONDS: {
+    kind: 'integer', scope: 'run', readBy: both, default: 3_600, min: 0, max: 86_400,
+    summary: 'when SSM cannot be read, a warm container keeps using a value it read this long ago at most, and logs a warning (0: never)',
+  },
 
   // ---------------------------------------------------------------- extras (docs/extras.md)
   METRICS_BEARER_TOKEN: {
     kind: 'text', scope: 'run', readBy: metrics, secret: true, parameter: 'metrics-bearer-token',
-    summary: 'the bearer token GET /metrics demands (at least 16 characters); unset, the endpoint answers 503',
+    summary: 'the bearer token `GET /metrics` demands (at least 16 characters); unset, the endpoint answers 503',
   },
   SAMPLES_PER_INVOCATION: {
     kind: 'integer', scope: 'run', readBy: collect, default: 1, min: 1, max: 60,
@@ -207,7 +219,7 @@ export const SETTINGS = {
   },
   HEARTBEAT_TABLE: {
     kind: 'identifier', scope: 'run', readBy: both,
-    summary: 'worker liveness: the heartbeat table (xyn_workers_alive)',
+    summary: 'worker liveness: the heartbeat table (`xyn_workers_alive`)',
   },
   HEARTBEAT_WORKER_COLUMN: {
     kind: 'identifier', scope: 'run', readBy: both, default: 'worker_id',
@@ -243,7 +255,7 @@ export const SETTINGS = {
   },
   BLUEPRINT_TOP_K: {
     kind: 'integer', scope: 'run', readBy: both, default: 20, min: 1, max: 200,
-    summary: 'blueprints beyond the top K by volume are summed under blueprint="other"',
+    summary: 'blueprints beyond the top K by volume are summed under `blueprint="other"`',
   },
 
   // ---------------------------------------------------------------- deploy (serverless.yml, scripts/deploy/)
@@ -253,7 +265,7 @@ export const SETTINGS = {
   },
   METRICS_ENDPOINT: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'off', values: ['on', 'off'],
-    summary: 'on deploys the metrics function and its public HTTP API (GET /metrics, docs/extras.md)',
+    summary: '`on` deploys the metrics function and its public HTTP API (`GET /metrics`, docs/extras.md)',
   },
   METRICS_TICK_TIMEOUT_MS: {
     kind: 'integer', scope: 'deploy', readBy: none, default: 8_000, min: 100, max: 9_000,
@@ -261,19 +273,52 @@ export const SETTINGS = {
   },
   COLLECT_SCHEDULE: {
     kind: 'text', scope: 'deploy', readBy: none, default: 'rate(1 minute)',
-    summary: 'the schedule expression of collect',
+    summary: 'the schedule expression of `collect`',
   },
   COLLECT_SCHEDULE_METHOD: {
     kind: 'choice', scope: 'deploy', readBy: none, default: 'eventBus', values: ['eventBus', 'scheduler'],
-    summary: 'what triggers collect: a scheduled EventBridge rule, or EventBridge Scheduler',
+    summary: 'what triggers `collect`: `eventBus`, a scheduled EventBridge rule, or `scheduler`, EventBridge Scheduler; both with no retries and a 60 s maximum event age',
   },
   COLLECT_TIMEOUT_SECONDS: {
     kind: 'integer', scope: 'deploy', readBy: none, min: 1, max: 900, defaultText: '30, or SCHEDULE_PERIOD_SECONDS + 10 when sampling',
-    summary: 'the collect Lambda timeout',
+    summary: 'the `collect` Lambda timeout',
   },
   DATABASE_CA_FILE: {
     kind: 'file', scope: 'deploy', readBy: none,
-    summary: 'a PEM bundle inside the project for the database\'s CA (e.g. RDS\'s), shipped in both zips, for sslrootcert=/var/task/<path> in DATABASE_URL',
+    summary: 'a PEM bundle inside the project for the database\'s CA (e.g. RDS\'s), shipped in both zips, for `sslrootcert=/var/task/<path>` in DATABASE_URL',
+  },
+
+  DATABASE_IAM_RESOURCE_ID: {
+    kind: 'text', scope: 'deploy', readBy: none,
+    summary: 'with DATABASE_IAM_AUTH=true: the database\'s resource id (DbiResourceId db-…, an Aurora cluster\'s cluster-…, or an RDS Proxy\'s prx-…) in the rds-db:connect ARN',
+  },
+  DATABASE_IAM_USER: {
+    kind: 'text', scope: 'deploy', readBy: none,
+    summary: 'with DATABASE_IAM_AUTH=true: the database user the role may connect as (rds-db:connect on exactly that user); DATABASE_URL\'s user must be the same',
+  },
+  VPC_SUBNET_IDS: {
+    kind: 'list', scope: 'deploy', readBy: none, max: 16,
+    summary: 'subnet-… ids, comma-separated (with VPC_SECURITY_GROUP_IDS): both functions run in these subnets, e.g. the database\'s private ones (README, "Deploy")',
+  },
+  VPC_SECURITY_GROUP_IDS: {
+    kind: 'list', scope: 'deploy', readBy: none, max: 5,
+    summary: 'sg-… ids, comma-separated (with VPC_SUBNET_IDS): the functions\' security groups, which the database\'s security group must admit',
+  },
+  COLLECT_RESERVED_CONCURRENCY: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 1, min: 1, max: 1_000, words: ['none'],
+    summary: 'concurrent executions reserved for collect (1: one tick at a time); none reserves nothing (0 is refused: to Lambda it means run nothing)',
+  },
+  METRICS_RESERVED_CONCURRENCY: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 2, min: 1, max: 1_000, words: ['none'],
+    summary: 'concurrent executions reserved for the metrics function, which bounds the database sessions scrapes open; none reserves nothing',
+  },
+  METRICS_THROTTLE_RATE: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 1, min: 1, max: 10_000,
+    summary: 'GET /metrics: requests per second the HTTP API lets through (steady rate); beyond it API Gateway answers 429 without invoking the function',
+  },
+  METRICS_THROTTLE_BURST: {
+    kind: 'integer', scope: 'deploy', readBy: none, default: 5, min: 1, max: 5_000,
+    summary: 'GET /metrics: requests the HTTP API lets through at once above the rate',
   },
 
   // ---------------------------------------------------------------- local tooling (npm start)

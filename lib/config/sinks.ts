@@ -3,6 +3,7 @@
  * CLI), with the attempt bound and retries they share.
  */
 
+import { AWS_REGION_PATTERN } from './aws';
 import { ConfigError } from './errors';
 import { isLoopbackHost } from './hosts';
 import { LABEL_VALUE, parseLabels } from './identifiers';
@@ -10,8 +11,6 @@ import { readPemFile } from './pem';
 import { flag, integer, required, text, textOrDefault, type Env } from './read';
 import type { HttpAuth, PushgatewayConfig, RemoteWriteAuth, RemoteWriteConfig, SinksConfig } from './types';
 import { checkPortText, checkSecretText, parseUrl, requireScheme } from './urls';
-
-const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
 
 /** The CA bundle of a sink, read now: it must exist and hold a PEM certificate, not fail at the first push. */
 function sinkCa(env: Env, variable: 'PUSHGATEWAY_CA_FILE' | 'REMOTE_WRITE_CA_FILE', url: URL, urlVariable: string): string | undefined {
@@ -92,7 +91,7 @@ function parseRemoteWriteAuth(env: Env): RemoteWriteAuth | undefined {
     // Lambda sets AWS_REGION; REMOTE_WRITE_REGION names the workspace's region when it differs.
     const region = text(env, 'REMOTE_WRITE_REGION') ?? text(env, 'AWS_REGION');
     if (region === undefined) throw new ConfigError('REMOTE_WRITE_SIGV4=true needs REMOTE_WRITE_REGION (or AWS_REGION), the AMP workspace\'s region');
-    if (!AWS_REGION.test(region)) throw new ConfigError(`REMOTE_WRITE_REGION must be an AWS region such as eu-west-1, got "${region.slice(0, 40)}"`);
+    if (!AWS_REGION_PATTERN.test(region)) throw new ConfigError(`REMOTE_WRITE_REGION must be an AWS region such as eu-west-1, got "${region.slice(0, 40)}"`);
     return { kind: 'sigv4', region };
   }
   return basicAuth('REMOTE_WRITE', username, password);

@@ -16,6 +16,23 @@ export interface DatabaseTls {
   ca: string | undefined;
 }
 
+/** libpq's channel_binding values (SCRAM-SHA-256-PLUS over TLS), with libpq's meaning. */
+export const CHANNEL_BINDINGS = ['disable', 'prefer', 'require'] as const;
+export type ChannelBinding = (typeof CHANNEL_BINDINGS)[number];
+
+/**
+ * RDS IAM database authentication (DATABASE_IAM_AUTH=true): a token, signed
+ * with the function's role credentials for this host, port and user, is the
+ * password of each connection (lib/source/iam-token.ts).
+ */
+export interface DatabaseIam {
+  region: string;
+  /** The host as the token names it: DATABASE_URL's, without IPv6 brackets. */
+  host: string;
+  port: number;
+  user: string;
+}
+
 export interface TableName {
   schema: string | undefined;
   name: string;
@@ -34,6 +51,7 @@ export interface ColumnName {
 export interface DatabaseConfig {
   /** DATABASE_URL as given (it holds the password: never logged). */
   url: string;
+  /** The host for messages and the transport choice; a Unix socket's directory (local use) starts with "/". */
   host: string;
   /**
    * A Neon-compatible WebSocket proxy: host:port[/path] is a local plain-text
@@ -41,6 +59,10 @@ export interface DatabaseConfig {
    */
   wsProxy: string | undefined;
   tls: DatabaseTls;
+  /** channel_binding as libpq reads it; prefer (libpq's default) when unset. */
+  channelBinding: ChannelBinding;
+  /** Set when each connection authenticates with an RDS IAM token instead of a password. */
+  iam: DatabaseIam | undefined;
   /** DATABASE_ALLOW_PLAINTEXT=true let a session to a non-loopback host go unencrypted (logged every tick). */
   plaintextToRemote: boolean;
   runsTable: TableName;

@@ -54,7 +54,10 @@ export async function collectRegistry(config: Config, deadline: Deadline): Promi
   let dbCloseForced = false;
   let dbAuthFailed = false;
   try {
-    const read = await readQueueSnapshot(config.database, config.extras, deadline, (closed) => (dbCloseForced = closed.forced));
+    // An IAM token is made per connection, after the configuration listed its secrets: it joins them,
+    // so the tick's log line (which redacts with that same list) can never carry it.
+    const open = { onSecret: (secret: string) => config.secrets.push(secret) };
+    const read = await readQueueSnapshot(config.database, config.extras, deadline, (closed) => (dbCloseForced = closed.forced), open);
     snapshot = read.snapshot;
     degraded = read.failures.map((f) => ({ part: f.part, error: f.error === undefined ? undefined : `${where}: ${describeError(f.error, config.secrets)}` }));
   } catch (error) {

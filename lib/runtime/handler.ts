@@ -39,15 +39,15 @@ export function environmentSecrets(env: Env): string[] {
   return [env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN].filter((s): s is string => typeof s === 'string' && s.trim().length > 0);
 }
 
-/** The one wording of a setup failure, logged once. */
-function setupError(error: unknown, env: Env): SetupError {
+/** The one wording of a setup failure, logged once (with what the function still did, `done`). */
+function setupError(error: unknown, env: Env, done: Record<string, unknown> = {}): SetupError {
   if (error instanceof SetupError) return error;
   const secrets = environmentSecrets(env);
   // Neither a ConfigError nor a SecretsError carries a secret value (they name variables and parameters); redact anyway.
   const detail = describeError(error, secrets);
   const what: SetupFailure = error instanceof SecretsError ? 'secrets unavailable' : 'configuration error';
-  redactingSink(stdoutSink, secrets)({ level: 'error', msg: what, error: detail });
-  return new SetupError(what, detail);
+  redactingSink(stdoutSink, secrets)({ level: 'error', msg: what, error: detail, ...done });
+  return new SetupError(what, detail, { cause: error });
 }
 
 /** The invocation's budget, from the tick's timeout and what Lambda has left (less the exit margin). */
@@ -66,7 +66,14 @@ export interface Setup {
   secretsMs: number;
 }
 
-export interface SetupOptions extends ParseOptions, Pick<ResolveOptions, 'only' | 'keepFor'> {}
+export interface SetupOptions extends ParseOptions, Pick<ResolveOptions, 'only' | 'keepFor'> {
+  /**
+   * When a secret cannot be had at all: what the function can still do (collect
+   * pushes xyn_collector_up 0 where a sink needs none of the missing secrets);
+   * the fields it returns join the one error line.
+   */
+  onSecretsUnavailable?: (error: SecretsError, env: Env) => Promise<Record<string, unknown>>;
+}
 
 /** The tick's budgets alone, validated before any I/O. */
 export function parseBudgets(env: Env): TickConfig {
@@ -85,10 +92,26 @@ export function parseBudgets(env: Env): TickConfig {
 export async function configure(env: Env, deadline: Deadline, options: SetupOptions, refresh = false): Promise<Omit<Setup, 'deadline' | 'rawEnv'>> {
   const elapsed = startStopwatch();
   let resolved: Env;
+  const log = redactingSink(stdoutSink, environmentSecrets(env));
   try {
-    resolved = await resolveSecrets(env, deadline, { refresh, only: options.only, keepFor: options.keepFor });
+    resolved = await resolveSecrets(env, deadline, {
+      refresh,
+      only: options.only,
+      keepFor: options.keepFor,
+      onStale: (stale) =>
+        log({
+          level: 'warn',
+          msg: 'secrets stale: SSM could not be read, cached values used',
+          variables: stale.variables,
+          age_seconds: stale.oldestAgeSeconds,
+          error: stale.error,
+        }),
+    });
   } catch (error) {
-    throw setupError(error, env);
+    const done = error instanceof SecretsError && options.onSecretsUnavailable && !refresh
+      ? await options.onSecretsUnavailable(error, env).catch((hookError: unknown) => ({ down_not_pushed: describeError(hookError, environmentSecrets(env)) }))
+      : {};
+    throw setupError(error, env, done);
   }
   const secretsMs = Math.round(elapsed());
   // Secrets not read yet (only some were asked for) get stand-ins, so every other setting is checked now.

@@ -3,8 +3,8 @@
  * (`X_SSM_PARAMETER=/xyn-metrics/<stage>/…`, never values); the handlers call
  * resolveSecrets before parseConfig, which fills in each X from SSM Parameter
  * Store (SecureString, one GetParameters call for every name, decrypted by
- * SSM). Locally X is a plain environment variable and SSM is never touched
- * (the SDK is not even loaded).
+ * SSM, signed and sent by lib/runtime/ssm.ts without the AWS SDK). Locally X
+ * is a plain environment variable and SSM is never touched.
  *
  * Values are cached per warm container for SECRETS_CACHE_SECONDS (the one
  * piece of module-level state), so a rotated secret takes effect within that
@@ -17,8 +17,9 @@
 import { ConfigError } from '../config/errors';
 import { integer, text, type Env } from '../config/read';
 import { defaultOf, SECRET_SETTINGS, SSM_PARAMETER_SUFFIX, type SettingName } from '../config/settings';
-import { withDeadline, type Deadline } from '../core/deadline';
+import type { Deadline } from '../core/deadline';
 import { describeError } from '../core/redact';
+import { getParameters } from './ssm';
 
 export { SSM_PARAMETER_SUFFIX } from '../config/settings';
 
@@ -36,9 +37,29 @@ const MAX_NAMES_PER_CALL = 10;
 // A parameter name (/a/b_c.d-e) or its ARN; names are not secrets and may be echoed.
 const PARAMETER_NAME = /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/[A-Za-z0-9_.\-/]+|[A-Za-z0-9_.\-/]{1,2048})$/;
 
-/** A secret that could not be read from SSM. The tick must fail: there is nothing to run with. */
+/**
+ * A secret that could not be read from SSM. The tick must fail; `resolved`
+ * holds what could be had (from the cache) and `missing` what could not, so the
+ * handler can still tell the sinks that need none of the missing ones.
+ */
 export class SecretsError extends Error {
   override name = 'SecretsError';
+  constructor(
+    message: string,
+    readonly missing: readonly SecretVariable[] = [],
+    readonly resolved: Env = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Values used past their refresh because SSM could not be read (a warning, not a failure). */
+export interface StaleSecrets {
+  variables: SecretVariable[];
+  /** Age of the oldest of them, seconds. */
+  oldestAgeSeconds: number;
+  /** Why the refresh failed. */
+  error: string;
 }
 
 /** Which variable each SSM parameter fills. */
@@ -54,7 +75,7 @@ export interface ParameterValue {
 }
 
 /** What the SSM call returns; replaceable only so the unit tests of the cache can count calls. */
-export type FetchParameters = (names: string[], deadline: Deadline) => Promise<{ found: ParameterValue[]; invalid: string[] }>;
+export type FetchParameters = (names: string[], deadline: Deadline, env: Env) => Promise<{ found: ParameterValue[]; invalid: string[] }>;
 
 export interface ResolveOptions {
   /** Drop the cached values of these parameters and read them again (after an authentication failure). */
@@ -63,6 +84,8 @@ export interface ResolveOptions {
   only?: readonly SecretVariable[];
   /** Keep these variables' cached values at least this many seconds, whatever SECRETS_CACHE_SECONDS says. */
   keepFor?: Partial<Record<SecretVariable, number>>;
+  /** Told when cached values are used past their refresh because SSM could not be read. */
+  onStale?: (stale: StaleSecrets) => void;
   now?: () => number;
   fetchParameters?: FetchParameters;
 }
@@ -109,37 +132,12 @@ function describeParameters(wanted: SecretParameter[]): string {
 
 /**
  * The real call: one GetParameters for every name, decrypted, bounded by the
- * deadline. The SDK is loaded only here, so local use never loads it; the
- * Lambda runtime provides it (it is not in the bundle). A fresh client per
- * call, destroyed after it, so no socket outlives the tick.
+ * deadline, signed and sent by lib/runtime/ssm.ts (no AWS SDK), with the
+ * credentials, region and endpoint of `env`.
  */
-export const ssmGetParameters: FetchParameters = async (names, deadline) => {
-  const { SSMClient, GetParametersCommand } = await import('@aws-sdk/client-ssm');
-  const remaining = Math.max(1, deadline.remainingMs());
-  const client = new SSMClient({
-    // One retry for a transient failure; the deadline cuts any retry that would run past it.
-    maxAttempts: 2,
-    requestHandler: { connectionTimeout: remaining, requestTimeout: remaining },
-  });
-  const abort = new AbortController();
-  try {
-    const output = await withDeadline(
-      'SSM GetParameters',
-      deadline,
-      client.send(new GetParametersCommand({ Names: names, WithDecryption: true }), { abortSignal: abort.signal }),
-      () => abort.abort(),
-    );
-    return {
-      found: (output.Parameters ?? []).map((p) => ({ name: p.Name ?? '', value: p.Value ?? '', type: p.Type })),
-      invalid: output.InvalidParameters ?? [],
-    };
-  } finally {
-    abort.abort();
-    client.destroy();
-  }
-};
+export const ssmGetParameters: FetchParameters = (names, deadline, env) => getParameters(names, deadline, { env });
 
-/** The SDK names its errors (AccessDeniedException, ThrottlingException, …); say which, and why. */
+/** AWS names its errors (AccessDeniedException, ThrottlingException, …); say which, and why. */
 function sdkReason(error: unknown): string {
   const name = error instanceof Error && error.name && error.name !== 'Error' ? error.name : undefined;
   const message = describeError(error, []);
@@ -151,12 +149,12 @@ function matches(parameter: string, answered: string): boolean {
   return answered === parameter || answered.endsWith(`:parameter${parameter.startsWith('/') ? '' : '/'}${parameter}`);
 }
 
-async function fetchInto(wanted: SecretParameter[], deadline: Deadline, fetchParameters: FetchParameters, now: number): Promise<void> {
+async function fetchInto(wanted: SecretParameter[], deadline: Deadline, fetchParameters: FetchParameters, now: number, env: Env): Promise<void> {
   const names = [...new Set(wanted.map((w) => w.parameter))];
   if (names.length > MAX_NAMES_PER_CALL) throw new ConfigError(`at most ${MAX_NAMES_PER_CALL} SSM parameters, got ${names.length}`);
   let answer: Awaited<ReturnType<FetchParameters>>;
   try {
-    answer = await fetchParameters(names, deadline);
+    answer = await fetchParameters(names, deadline, env);
   } catch (error) {
     throw new SecretsError(`cannot read SSM parameter${names.length === 1 ? '' : 's'} ${describeParameters(wanted)}: ${sdkReason(error)}`);
   }
@@ -181,7 +179,7 @@ async function fetchInto(wanted: SecretParameter[], deadline: Deadline, fetchPar
 /**
  * A copy of `env` with every X whose X_SSM_PARAMETER is set filled in from SSM
  * (cached values while fresh). With no X_SSM_PARAMETER set it returns the copy
- * at once: no SDK, no network. Throws ConfigError for a bad setting and
+ * at once: no network. Throws ConfigError for a bad setting and
  * SecretsError (naming parameter and variable) for anything SSM could not give.
  */
 export async function resolveSecrets(env: Env, deadline: Deadline, options: ResolveOptions = {}): Promise<Env> {
@@ -192,14 +190,32 @@ export async function resolveSecrets(env: Env, deadline: Deadline, options: Reso
   const resolved: Env = { ...env };
   if (wanted.length === 0) return resolved;
 
+  const staleMaxMs = integer(env, 'SECRETS_STALE_SECONDS') * 1000;
   const now = (options.now ?? Date.now)();
-  const stale = wanted.filter((w) => {
+  const due = wanted.filter((w) => {
     const cached = cache.get(w.parameter);
     return options.refresh || cached === undefined || now - cached.fetchedAt >= maxAgeMs(w.variable);
   });
-  if (stale.length > 0) {
-    for (const w of stale) cache.delete(w.parameter);
-    await fetchInto(stale, deadline, options.fetchParameters ?? ssmGetParameters, now);
+  if (due.length > 0) {
+    try {
+      await fetchInto(due, deadline, options.fetchParameters ?? ssmGetParameters, now, env);
+    } catch (error) {
+      if (!(error instanceof SecretsError)) throw error;
+      // An outage must not blind a warm container at once: a value read not too long ago still serves,
+      // with a warning. Not after a refused credential (refresh): that value was just refused.
+      const usable = (w: SecretParameter) => {
+        const cached = cache.get(w.parameter);
+        return !options.refresh && cached !== undefined && now - cached.fetchedAt < staleMaxMs;
+      };
+      const missing = wanted.filter((w) => (due.includes(w) ? !usable(w) : false));
+      const have = wanted.filter((w) => !missing.includes(w) && (!options.refresh || !due.includes(w)));
+      const partial: Env = Object.fromEntries(have.map((w) => [w.variable, cache.get(w.parameter)!.value]));
+      if (missing.length > 0 || options.refresh) {
+        throw new SecretsError(error.message, (options.refresh ? due : missing).map((w) => w.variable), partial);
+      }
+      const ages = due.map((w) => now - cache.get(w.parameter)!.fetchedAt);
+      options.onStale?.({ variables: due.map((w) => w.variable), oldestAgeSeconds: Math.round(Math.max(...ages) / 1000), error: error.message });
+    }
   }
   for (const w of wanted) resolved[w.variable] = cache.get(w.parameter)!.value;
   return resolved;

@@ -18,6 +18,7 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import aws4 from 'aws4';
 import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import { compress } from 'snappyjs';
+import { awsCredentials } from '../config/aws';
 import type { Env } from '../config/read';
 import type { RemoteWriteConfig } from '../config/types';
 import type { Deadline } from '../core/deadline';
@@ -126,22 +127,8 @@ export async function remoteWriteBody(registry: Registry, config: RemoteWriteCon
   return compress(encodeWriteRequest(toWriteRequest(metrics, config, timestampMs)));
 }
 
-export interface AwsCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
-
-/** The function's own role credentials, as Lambda puts them in the environment. */
-export function awsCredentials(env: Env): AwsCredentials {
-  const accessKeyId = env.AWS_ACCESS_KEY_ID?.trim();
-  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim();
-  if (!accessKeyId || !secretAccessKey) {
-    throw new Error('REMOTE_WRITE_SIGV4=true but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not in the environment (Lambda sets them from the role)');
-  }
-  const sessionToken = env.AWS_SESSION_TOKEN?.trim();
-  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
-}
+/** Who needs the role's credentials, for the error when they are missing. */
+const SIGV4_NEEDS = 'REMOTE_WRITE_SIGV4=true';
 
 /**
  * The request's headers: the protocol's, plus Authorization (basic, bearer or
@@ -166,7 +153,7 @@ export function requestHeaders(
       headers: { ...REMOTE_WRITE_HEADERS, 'X-Amz-Date': now.toISOString().replace(/[:-]|\.\d{3}/g, '') },
       body: Buffer.from(body),
     },
-    awsCredentials(env),
+    awsCredentials(env, SIGV4_NEEDS),
   );
   return Object.fromEntries(Object.entries(signed.headers ?? {}).map(([k, v]) => [k, String(v)]));
 }
@@ -198,7 +185,7 @@ export async function writeToRemote(
   if (config.auth?.kind === 'sigv4') {
     // No credentials to sign with: no attempt could help, so none is made.
     try {
-      awsCredentials(env);
+      awsCredentials(env, SIGV4_NEEDS);
     } catch (error) {
       throw new SinkError('remote_write', `remote write to ${remoteWriteTarget(config)}: ${(error as Error).message}`, { status: undefined, attempts: 0 });
     }

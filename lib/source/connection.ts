@@ -5,16 +5,23 @@
  *   (wss://, TLS always on); through DATABASE_WS_PROXY a wss:// proxy, or the
  *   local plain-text bridge (loopback databases only, see lib/config/database.ts);
  * - node-postgres over TCP to every other host, with TLS as DATABASE_URL's
- *   sslmode and sslrootcert say (verify-full by default for remote hosts).
+ *   sslmode, sslrootcert and channel_binding say (verify-full by default for
+ *   remote hosts), or over a Unix socket (local use, no TLS); with
+ *   DATABASE_IAM_AUTH=true a fresh RDS IAM token is each connection's password.
  */
 
 import type { ConnectionOptions } from 'node:tls';
 import { Client } from '@neondatabase/serverless';
 import PgClient from 'pg/lib/client';
 import ws from 'ws';
+import { awsCredentials } from '../config/aws';
 import { isNeonHost } from '../config/hosts';
+import type { Env } from '../config/read';
 import type { DatabaseConfig, DatabaseTls } from '../config/types';
 import { withDeadline, type Deadline } from '../core/deadline';
+import { redact } from '../core/redact';
+import { requireChannelBinding } from './channel-binding';
+import { rdsAuthToken, tokenSignature } from './iam-token';
 
 /**
  * How long a clean close may take before the socket is cut. A WebSocket close
@@ -137,11 +144,54 @@ function isEncryptionMismatch(error: unknown): boolean {
   return /does not support SSL/i.test(message) || /no encryption/i.test(message);
 }
 
-/** DATABASE_URL for node-postgres without libpq's ssl* parameters, which its parser reads its own way. */
+/**
+ * DATABASE_URL for node-postgres without libpq's ssl* and channel_binding
+ * parameters, which its parser reads its own way or not at all (they are
+ * applied as client options here).
+ */
 export function withoutSslParameters(databaseUrl: string): string {
   const url = new URL(databaseUrl);
-  for (const name of [...url.searchParams.keys()]) if (/^ssl|^uselibpqcompat$/i.test(name)) url.searchParams.delete(name);
+  for (const name of [...url.searchParams.keys()]) if (/^ssl|^uselibpqcompat$|^channel_binding$/i.test(name)) url.searchParams.delete(name);
   return url.toString();
+}
+
+/** The URL node-postgres gets: with `password` (an IAM token) written in, percent-encoded, when there is one. */
+export function driverUrl(databaseUrl: string, password?: string): string {
+  const url = new URL(withoutSslParameters(databaseUrl));
+  // The connection string wins over a `password` client option in node-postgres, so the token goes in here.
+  if (password !== undefined) url.password = encodeURIComponent(password);
+  return url.toString();
+}
+
+export interface OpenOptions {
+  /**
+   * Told every secret a connection makes (an IAM token and its signature)
+   * before it is used, so the tick redacts it from its log line too: the
+   * configuration's list of secrets was fixed before the token existed.
+   */
+  onSecret?: (secret: string) => void;
+  /** Where the role's credentials for an IAM token come from; process.env by default. */
+  env?: Env;
+}
+
+/**
+ * The same error, its message and stack redacted of `secrets`: its code and
+ * severity stay, for the read's and the refetch's decisions.
+ */
+function redactedError(error: unknown, secrets: readonly string[]): Error {
+  const e = asError(error);
+  if (secrets.length === 0) return e;
+  e.message = redact(e.message, secrets);
+  if (e.stack) e.stack = redact(e.stack, secrets);
+  return e;
+}
+
+/** RDS answers a refused token with this (SQLSTATE 28000), saying nothing of why. */
+function withIamHint(error: Error): Error {
+  if ((error as { code?: unknown }).code === '28000' && /PAM authentication failed/i.test(error.message)) {
+    error.message = `${error.message} (DATABASE_IAM_AUTH: RDS refused the IAM token; the role needs rds-db:connect on this user, the user GRANT rds_iam, and DATABASE_IAM_REGION the database's region)`;
+  }
+  return error;
 }
 
 interface SessionClient {
@@ -216,17 +266,37 @@ export class CollectingBatch {
 }
 
 /** The tick's view of either client: one batch, a close that is cut after CLOSE_GRACE_MS. */
-function sessionOf(client: SessionClient, cut: () => void): DatabaseSession {
+/** An error PostgreSQL itself reported (a SQLSTATE): the connection is still up and the transaction open. */
+export function isServerError(error: unknown): boolean {
+  const e = error as { code?: unknown; severity?: unknown } | null;
+  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string';
+}
+
+function sessionOf(client: SessionClient, cut: () => void, secrets: readonly string[] = []): DatabaseSession {
+  // A connection that failed under the query (reset, closed, cut) has nobody left to say goodbye to:
+  // a clean end() would wait on a peer that is gone (the Neon driver waits for an `end` event the dead
+  // socket already sent, the whole CLOSE_GRACE_MS; seen by the chaos soak), so it is only torn down.
+  let broken = false;
   return {
     async batch(sql, deadline) {
       const query = new CollectingBatch(sql);
       const outcome = new Promise<BatchOutcome>((resolve) => {
-        query.callback = (error, completed) => resolve({ completed, error: error === undefined ? undefined : asError(error) });
+        query.callback = (error, completed) => {
+          if (error !== undefined && !isServerError(error)) broken = true;
+          resolve({ completed, error: error === undefined ? undefined : redactedError(error, secrets) });
+        };
       });
       client.query(query);
-      return withDeadline('database query', deadline, outcome, cut);
+      return withDeadline('database query', deadline, outcome, () => {
+        broken = true;
+        cut();
+      });
     },
     async close(deadline) {
+      if (broken) {
+        cut();
+        return { forced: false };
+      }
       try {
         await withDeadline('database close', deadline, client.end(), cut, CLOSE_GRACE_MS, 'close grace');
         return { forced: false };
@@ -273,25 +343,47 @@ async function openNeon(database: DatabaseConfig, deadline: Deadline): Promise<D
   return sessionOf(client as unknown as SessionClient, () => cut(client));
 }
 
-async function openTcpOnce(database: DatabaseConfig, ssl: false | ConnectionOptions, deadline: Deadline): Promise<DatabaseSession> {
-  const client = new PgClient({ connectionString: withoutSslParameters(database.url), application_name: 'xyn-metrics', ssl });
+/** A fresh IAM token for this connection, announced as a secret before it is used. */
+function iamToken(database: DatabaseConfig, options: OpenOptions): string | undefined {
+  if (database.iam === undefined) return undefined;
+  const token = rdsAuthToken(database.iam, awsCredentials(options.env ?? process.env, 'DATABASE_IAM_AUTH=true'));
+  for (const secret of [token, tokenSignature(token)]) if (secret) options.onSecret?.(secret);
+  return token;
+}
+
+async function openTcpOnce(database: DatabaseConfig, ssl: false | ConnectionOptions, deadline: Deadline, options: OpenOptions): Promise<DatabaseSession> {
+  const token = iamToken(database, options);
+  const secrets = token === undefined ? [] : [token, tokenSignature(token) ?? token];
+  const client = new PgClient({
+    connectionString: driverUrl(database.url, token),
+    application_name: 'xyn-metrics',
+    ssl,
+    // SCRAM-SHA-256-PLUS when the server offers it over TLS (libpq's prefer, its default).
+    enableChannelBinding: database.channelBinding !== 'disable',
+  });
+  if (database.channelBinding === 'require') requireChannelBinding(client);
   client.on('error', () => {});
   // The TCP socket (TLS runs on top of it): destroying it ends both at once.
   const cutTcp = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-  await connect(client, cutTcp, deadline);
-  return sessionOf(client as unknown as SessionClient, cutTcp);
+  try {
+    await connect(client, cutTcp, deadline);
+  } catch (error) {
+    const redacted = redactedError(error, secrets);
+    throw token === undefined ? redacted : withIamHint(redacted);
+  }
+  return sessionOf(client as unknown as SessionClient, cutTcp, secrets);
 }
 
-async function openTcp(database: DatabaseConfig, deadline: Deadline): Promise<DatabaseSession> {
+async function openTcp(database: DatabaseConfig, deadline: Deadline, options: OpenOptions): Promise<DatabaseSession> {
   const [first, fallback] = tlsAttempts(database.tls);
   try {
-    return await openTcpOnce(database, first!, deadline);
+    return await openTcpOnce(database, first!, deadline, options);
   } catch (error) {
     if (fallback === undefined || !isEncryptionMismatch(error)) throw error;
-    return openTcpOnce(database, fallback, deadline);
+    return openTcpOnce(database, fallback, deadline, options);
   }
 }
 
-export async function openDatabase(database: DatabaseConfig, deadline: Deadline): Promise<DatabaseSession> {
-  return transportFor(database) === 'tcp' ? openTcp(database, deadline) : openNeon(database, deadline);
+export async function openDatabase(database: DatabaseConfig, deadline: Deadline, options: OpenOptions = {}): Promise<DatabaseSession> {
+  return transportFor(database) === 'tcp' ? openTcp(database, deadline, options) : openNeon(database, deadline);
 }

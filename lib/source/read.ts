@@ -14,7 +14,7 @@
 import type { DatabaseConfig, ExtrasConfig } from '../config/types';
 import { startStopwatch } from '../core/clock';
 import type { Deadline } from '../core/deadline';
-import { openDatabase, type BatchOutcome, type DatabaseSession } from './connection';
+import { isServerError, openDatabase, type BatchOutcome, type DatabaseSession, type OpenOptions } from './connection';
 import { buildSnapshot, type MissingPart, type QueueSnapshot } from './snapshot';
 import { alertingSelect, degradedBatch, isPermanentSqlError, snapshotBatch, tickSelects, type Batch, type ReadPart, type TickSelect } from './sql';
 
@@ -27,12 +27,6 @@ export const HISTORY_BUDGET_SHARE = 0.75;
 /** The statement timeout never outlives the database's share of the tick. */
 function statementBudgetMs(database: DatabaseConfig, deadline: Deadline): number {
   return Math.max(10, Math.min(database.statementTimeoutMs, Math.floor(deadline.remainingMs())));
-}
-
-/** An error PostgreSQL itself reported (a SQLSTATE), so the connection is still up and the transaction open. */
-function isServerError(error: unknown): boolean {
-  const e = error as { code?: unknown; severity?: unknown } | null;
-  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string';
 }
 
 /** A part of the read that is missing from the tick, and why: its own error, or none when it was not reached. */
@@ -76,20 +70,22 @@ const missingPart = (part: ReadPart): MissingPart => (part === 'queue' ? 'termin
 
 /**
  * `deadline` bounds connect, statements and close; `onClosed` learns whether
- * the close had to be cut.
+ * the close had to be cut; `open` is how the connection is opened (it tells
+ * of the secrets it makes).
  */
 export async function readQueueSnapshot(
   database: DatabaseConfig,
   extras: ExtrasConfig,
   deadline: Deadline,
   onClosed?: (closed: { forced: boolean }) => void,
+  open: OpenOptions = {},
 ): Promise<QueueRead> {
   const budgetMs = statementBudgetMs(database, deadline);
   const lockTimeoutMs = (ms: number) => Math.min(database.lockTimeoutMs, ms);
   const selects = tickSelects(database, extras);
   const batchMs = Math.max(10, Math.floor(budgetMs * HISTORY_BUDGET_SHARE));
   const batch = snapshotBatch(selects.map((s) => s.sql), { budgetMs: batchMs, lockTimeoutMs: lockTimeoutMs(batchMs) }, budgetMs + database.lockTimeoutMs);
-  const session = await openDatabase(database, deadline);
+  const session = await openDatabase(database, deadline, open);
   const elapsed = startStopwatch();
   const failures: ReadFailure[] = [];
   let rows: RoundTrip['rows'];

@@ -16,6 +16,16 @@
  * bench schemas afterwards). BENCH_DATABASE_URL picks the server. Every run saves its figures in
  * .tmp/bench-last.json; `--render [FILE]` rewrites both pages from such a file without measuring.
  *
+ *   npm run bench -- --cold-secrets [--against DIR] [--cold-runs N] [--out FILE | --no-write]
+ *
+ * measures only the cold start of a first invocation whose DATABASE_URL is in SSM (no database,
+ * no Pushgateway: cold.ts measureSecretColdStart), this tree's package and, with --against, the
+ * package of another checkout (with its own node_modules; e.g. one that loads the AWS SDK) side
+ * by side, --cold-runs rounds (default 21, at least 15). It rewrites only its own section of
+ * docs/benchmarks.md (between its markers; a full run keeps that section) and saves its figures
+ * in .tmp/bench-cold-secrets.json. The SDK variant of docs/benchmarks.md was main before issue 20:
+ *   git clone . /tmp/xyn-sdk-variant && git -C /tmp/xyn-sdk-variant checkout be071c8 && npm ci --prefix /tmp/xyn-sdk-variant
+ *
  * Per size and data shape: (a) database time per tick measured on the server,
  * (b) end-to-end tick latency through the Neon driver, the bridge and a real
  * Pushgateway, for the collector (default configuration, and exact counts:
@@ -25,7 +35,7 @@
 
 import { execSync } from 'node:child_process';
 import { cpus, totalmem, loadavg } from 'node:os';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { bridgeTarget, startBridge } from '../bridge/bridge';
@@ -36,7 +46,8 @@ import { openDatabase } from '../../lib/source/connection';
 import { deadlineIn } from '../../lib/core/deadline';
 import { runTick } from '../../lib/runtime/tick';
 import { startPushgateway } from '../support/pushgateway';
-import { measureColdStart, median, packageFunction, readZip } from './cold';
+import { awsEnv, startFakeSsm } from '../support/ssm';
+import { BUNDLE_PATH, measureColdStart, measureSecretColdStart, median, packageFunction, readZip, type PackageResult } from './cold';
 import { ensureDataset, parseCount, parseShape, parseSizeSpec, type Shape } from './data';
 import {
   benchFlow,
@@ -53,7 +64,17 @@ import {
   seqScansOn,
   snapshotDifferences,
 } from './db';
-import { renderMarkdown, renderTable, replaceReadmeTable, type BenchReport, type SizeResult } from './report';
+import {
+  coldSecretsSection,
+  renderColdSecrets,
+  renderMarkdown,
+  renderTable,
+  replaceColdSecrets,
+  replaceReadmeTable,
+  type BenchReport,
+  type ColdSecretsReport,
+  type SizeResult,
+} from './report';
 import { runSeedTick } from './seed';
 
 const DEFAULT_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/postgres';
@@ -157,6 +178,7 @@ async function interleaved<K extends string>(
 
 async function main(): Promise<void> {
   if (renderSaved(process.argv.slice(2))) return;
+  if (await coldSecrets(process.argv.slice(2))) return;
   const options = parseArgs(process.argv.slice(2));
   const url = process.env.BENCH_DATABASE_URL ?? DEFAULT_URL;
   const dbUrl = new URL(url);
@@ -403,7 +425,9 @@ const LAST_REPORT = '.tmp/bench-last.json';
 function writeReports(report: BenchReport, options: Pick<Options, 'out' | 'readme'>): void {
   if (options.out) {
     mkdirSync(path.dirname(options.out), { recursive: true });
-    writeFileSync(options.out, renderMarkdown(report));
+    // The cold-start-with-SSM section comes from its own run (--cold-secrets): kept as it is.
+    const kept = existsSync(options.out) ? coldSecretsSection(readFileSync(options.out, 'utf8')) : undefined;
+    writeFileSync(options.out, kept ? replaceColdSecrets(renderMarkdown(report), kept) : renderMarkdown(report));
     log(`wrote ${options.out}`);
   }
   if (options.readme) {
@@ -418,6 +442,103 @@ function renderSaved(argv: string[]): boolean {
   if (at < 0) return false;
   const file = argv[at + 1] ?? LAST_REPORT;
   writeReports(JSON.parse(readFileSync(file, 'utf8')) as BenchReport, { out: 'docs/benchmarks.md', readme: 'README.md' });
+  return true;
+}
+
+const COLD_SECRETS_REPORT = '.tmp/bench-cold-secrets.json';
+
+/** Which commit a tree is at, and whether it has changes of its own. */
+function treeSource(dir: string): string {
+  const commit = sh(`git -C '${dir}' rev-parse --short HEAD`);
+  const dirty = sh(`git -C '${dir}' status --porcelain --untracked-files=no`);
+  return `${commit === 'unknown' ? dir : `commit ${commit}`}${dirty && dirty !== 'unknown' ? ' with uncommitted changes' : ''}`;
+}
+
+/** `--cold-secrets`: the cold start of a first invocation whose secret is in SSM, this tree against another (header). */
+async function coldSecrets(argv: string[]): Promise<boolean> {
+  if (!argv.includes('--cold-secrets')) return false;
+  let against: string | undefined;
+  let runs = 21;
+  let out: string | undefined = 'docs/benchmarks.md';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = () => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--cold-secrets') continue;
+    else if (arg === '--against') against = path.resolve(next());
+    else if (arg === '--cold-runs') {
+      const raw = next();
+      if (!/^\d+$/.test(raw) || Number(raw) < 15) throw new Error(`--cold-runs must be a whole number >= 15, got "${raw}"`);
+      runs = Number(raw);
+    } else if (arg === '--out') out = next();
+    else if (arg === '--no-write') out = undefined;
+    else throw new Error(`unknown option ${arg} with --cold-secrets (see the header of scripts/bench/main.ts)`);
+  }
+  const root = path.resolve(import.meta.dirname, '..', '..');
+  const started = new Date();
+  const loadBefore = loadavg();
+  const trees = [root, ...(against ? [against] : [])];
+  const packaged: PackageResult[] = [];
+  const ssm = await startFakeSsm();
+  try {
+    for (const tree of trees) {
+      log(`packaging ${tree} (scripts/deploy/package.sh) …`);
+      packaged.push(packageFunction(tree));
+    }
+    const variants = trees.map((tree, i) => {
+      const bundle = readZip(packaged[i]!.zipPath).find((e) => e.name === BUNDLE_PATH)!;
+      const loadsSdk = bundle.data.toString('utf8').includes('@aws-sdk/client-ssm');
+      if (loadsSdk && !existsSync(path.join(tree, 'node_modules', '@aws-sdk', 'client-ssm'))) {
+        throw new Error(`${tree}'s bundle loads @aws-sdk/client-ssm, but ${tree}/node_modules has none (run npm ci there)`);
+      }
+      return {
+        label: `${loadsSdk ? 'AWS SDK v3 (import)' : 'no SDK (aws4)'}${i === 0 ? ', this tree' : ''}`,
+        zipPath: packaged[i]!.zipPath,
+        ...(loadsSdk ? { modules: path.join(tree, 'node_modules') } : {}),
+      };
+    });
+    log(`timing ${runs} rounds of fresh processes (${variants.map((v) => v.label).join(' vs ')}) …`);
+    const cold = await measureSecretColdStart(
+      variants,
+      runs,
+      {
+        url: ssm.url,
+        env: awsEnv(ssm.url),
+        put: (name, value) => ssm.put(name, value),
+        badSignatures: () => ssm.requests.filter((r) => r.signatureProblem !== undefined).length,
+        requests: () => ssm.requests.length,
+      },
+    );
+    const report: ColdSecretsReport = {
+      date: started.toISOString(),
+      command: `npm run bench -- ${argv.join(' ')}`,
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? 'unknown',
+        memGiB: totalmem() / 2 ** 30,
+        os: sh('uname -sr'),
+        node: process.version,
+        loadBefore,
+        loadAfter: loadavg(),
+      },
+      cold,
+      sources: Object.fromEntries(variants.map((v, i) => [v.label, treeSource(trees[i]!)])),
+    };
+    mkdirSync(path.dirname(COLD_SECRETS_REPORT), { recursive: true });
+    writeFileSync(COLD_SECRETS_REPORT, `${JSON.stringify(report, null, 2)}\n`);
+    const section = renderColdSecrets(report);
+    process.stdout.write(`${section}\n`);
+    if (out) {
+      writeFileSync(out, replaceColdSecrets(existsSync(out) ? readFileSync(out, 'utf8') : '', section));
+      log(`wrote its section of ${out}; figures in ${COLD_SECRETS_REPORT}`);
+    }
+  } finally {
+    await ssm.close();
+    for (const p of packaged) rmSync(p.outDir, { recursive: true, force: true });
+  }
   return true;
 }
 

@@ -27,7 +27,7 @@ import path from 'node:path';
 import { ConfigError } from '../../lib/config/errors';
 import { parseConfig } from '../../lib/config/parse';
 import { withPlaceholders } from '../../lib/config/placeholders';
-import { choice, optionalInteger, text, type Env } from '../../lib/config/read';
+import { choice, flag, integer, integerOrWord, list, optionalInteger, text, type Env } from '../../lib/config/read';
 import {
   SETTING_NAMES,
   SETTINGS,
@@ -71,6 +71,23 @@ export interface FunctionSettings {
   packagePatterns: string[];
 }
 
+/** The framework's `vpc` of a function: both functions run in the same subnets with the same security groups. */
+export interface Vpc {
+  subnetIds: string[];
+  securityGroupIds: string[];
+}
+
+/** An IAM policy statement as CloudFormation takes it. */
+export interface Statement {
+  Effect: 'Allow';
+  Action: string[];
+  Resource: unknown[];
+  Condition?: Record<string, unknown>;
+}
+
+/** The CloudFormation logical ids of the roles (serverless.yml names them in `role:` and `roleArn:`). */
+export const ROLES = { collect: 'CollectExecutionRole', metrics: 'MetricsExecutionRole', scheduler: 'CollectSchedulerRole' } as const;
+
 export interface DeploySettings {
   region: string;
   /** COLLECT_SCHEDULE and COLLECT_SCHEDULE_METHOD, from the stage's settings like the rest. */
@@ -78,9 +95,19 @@ export interface DeploySettings {
   scheduleMethod: string;
   metricsEndpoint: 'on' | 'off';
   collect: FunctionSettings & { timeout: number };
-  metrics: FunctionSettings;
+  metrics: FunctionSettings & { throttle: { rate: number; burst: number } };
+  /** false (the framework's "no VPC" for a function) or the subnets and security groups of both functions. */
+  vpc: false | Vpc;
+  /**
+   * Merged into `functions` (serverless.yml): reservedConcurrency per deployed
+   * function that reserves any; a function with none is absent, so the
+   * template has no ReservedConcurrentExecutions for it.
+   */
+  reservedConcurrency: Partial<Record<FunctionName, { reservedConcurrency: number }>>;
+  /** The SSM parameters of every deployed function. */
   parameters: string[];
-  iamStatements: Record<string, unknown>[];
+  /** CloudFormation resources: one execution role per deployed function, and the scheduler's invoke-only role. */
+  roles: Record<string, unknown>;
 }
 
 // ---------------------------------------------------------------- stage files
@@ -220,10 +247,47 @@ function remoteWriteWorkspace(settings: Env): string | undefined {
   return arn;
 }
 
+/**
+ * With DATABASE_IAM_AUTH=true (RDS IAM database authentication) the role may
+ * rds-db:connect as exactly one database user of exactly one database:
+ * arn:aws:rds-db:<region>:<account>:dbuser:<resource id>/<user>. The resource
+ * id is the instance's DbiResourceId (db-…), an Aurora cluster's resource id
+ * (cluster-…) or an RDS Proxy's (prx-…), never its name. Both functions read
+ * the database, so both need it. DATABASE_URL's user must be DATABASE_IAM_USER:
+ * the deploy cannot check that (DATABASE_URL is in SSM); RDS refuses any other.
+ */
+export function databaseIamStatement(settings: Env, region: string, validate = true): Statement | undefined {
+  const iam = read(() => flag(settings, 'DATABASE_IAM_AUTH'));
+  const resourceId = text(settings, 'DATABASE_IAM_RESOURCE_ID');
+  const user = text(settings, 'DATABASE_IAM_USER');
+  if (!iam) {
+    const stray = resourceId !== undefined ? 'DATABASE_IAM_RESOURCE_ID' : user !== undefined ? 'DATABASE_IAM_USER' : undefined;
+    if (stray && validate) throw new DeploySettingsError(`${stray} is set but DATABASE_IAM_AUTH is not true`);
+    return undefined;
+  }
+  if (resourceId === undefined || !/^(db|cluster|prx)-[A-Za-z0-9]+$/.test(resourceId)) {
+    if (!validate) return undefined;
+    throw new DeploySettingsError(
+      `DATABASE_IAM_AUTH=true needs DATABASE_IAM_RESOURCE_ID, the database's resource id (aws rds describe-db-instances: DbiResourceId, db-…; an Aurora cluster's DbClusterResourceId, cluster-…; an RDS Proxy's prx-…), got ${JSON.stringify(resourceId ?? '')}`,
+    );
+  }
+  if (user === undefined || !/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(user)) {
+    if (!validate) return undefined;
+    throw new DeploySettingsError(`DATABASE_IAM_AUTH=true needs DATABASE_IAM_USER, the database user DATABASE_URL names (a plain PostgreSQL role name), got ${JSON.stringify(user ?? '')}`);
+  }
+  // The database may live in another region than the functions (DATABASE_IAM_REGION), as the token says.
+  const databaseRegion = text(settings, 'DATABASE_IAM_REGION') ?? region;
+  return {
+    Effect: 'Allow',
+    Action: ['rds-db:connect'],
+    Resource: [{ 'Fn::Sub': `arn:\${AWS::Partition}:rds-db:${databaseRegion}:\${AWS::AccountId}:dbuser:${resourceId}/${user}` }],
+  };
+}
+
 /** Seconds Lambda lets collect run: one tick, or a whole schedule period when it samples several times. */
 function collectTimeoutSeconds(settings: Env): number {
-  const samples = read(() => optionalInteger(settings, 'SAMPLES_PER_INVOCATION')) ?? 1;
-  const period = read(() => optionalInteger(settings, 'SCHEDULE_PERIOD_SECONDS')) ?? 60;
+  const samples = read(() => integer(settings, 'SAMPLES_PER_INVOCATION'));
+  const period = read(() => integer(settings, 'SCHEDULE_PERIOD_SECONDS'));
   const derived = samples > 1 ? Math.min(period + SAMPLING_MARGIN_SECONDS, LAMBDA_MAX_TIMEOUT_SECONDS) : SINGLE_TICK_TIMEOUT_SECONDS;
   return read(() => optionalInteger(settings, 'COLLECT_TIMEOUT_SECONDS')) ?? derived;
 }
@@ -252,7 +316,7 @@ function plainSettingsOf(settings: Env, fn: FunctionName): Record<string, string
  * in for, CA bundles resolved in the project): what it would refuse, the deploy refuses.
  */
 function validateAsFunction(environment: Record<string, string>, secrets: SettingName[], fn: FunctionName, serviceDir: string, region: string): void {
-  const env: Env = withPlaceholders(environment, secrets);
+  const env: Env = read(() => withPlaceholders(environment, secrets));
   for (const name of ['PUSHGATEWAY_CA_FILE', 'REMOTE_WRITE_CA_FILE'] as const) if (env[name]) env[name] = path.join(serviceDir, env[name]!);
   // A deployed collect signs with its role's credentials; they exist only at run time.
   // Lambda sets AWS_REGION to the function's region.
@@ -297,9 +361,15 @@ function localSettings(env: Env): DeploySettings {
     ...schedule(env),
     metricsEndpoint: 'on',
     collect: { timeout: SINGLE_TICK_TIMEOUT_SECONDS, environment: pick('collect'), packagePatterns: [] },
-    metrics: { environment: { ...pick('metrics'), TICK_TIMEOUT_MS: text(env, 'METRICS_TICK_TIMEOUT_MS') ?? String(SETTINGS.METRICS_TICK_TIMEOUT_MS.default) }, packagePatterns: [] },
+    metrics: {
+      environment: { ...pick('metrics'), TICK_TIMEOUT_MS: text(env, 'METRICS_TICK_TIMEOUT_MS') ?? String(SETTINGS.METRICS_TICK_TIMEOUT_MS.default) },
+      packagePatterns: [],
+      throttle: { rate: SETTINGS.METRICS_THROTTLE_RATE.default, burst: SETTINGS.METRICS_THROTTLE_BURST.default },
+    },
+    vpc: false,
+    reservedConcurrency: {},
     parameters: [],
-    iamStatements: [],
+    roles: {},
   };
 }
 
@@ -341,15 +411,16 @@ export function deploySettings(env: Env, at: DeployAt): DeploySettings {
   const databaseCa = caBundle(settings, 'DATABASE_CA_FILE', at.serviceDir);
   const databaseCaPatterns = databaseCa ? [databaseCa] : [];
   const workspace = remoteWriteWorkspace(settings);
+  const databaseIam = databaseIamStatement(settings, region, validate);
 
   const collectTimeout = collectTimeoutSeconds(settings);
   const collectPlain = { ...plainSettingsOf(settings, 'collect'), ...caFiles };
-  const metricsTickMs = read(() => optionalInteger(settings, 'METRICS_TICK_TIMEOUT_MS'))!;
+  const metricsTickMs = read(() => integer(settings, 'METRICS_TICK_TIMEOUT_MS'));
   const metricsPlain = { ...plainSettingsOf(settings, 'metrics'), TICK_TIMEOUT_MS: String(metricsTickMs) };
   if (validate) {
     validateAsFunction(collectPlain, collectSecrets, 'collect', at.serviceDir, region);
-    if (read(() => optionalInteger(settings, 'SAMPLES_PER_INVOCATION'))! <= 1) {
-      checkTickFits('TICK_TIMEOUT_MS', read(() => optionalInteger(settings, 'TICK_TIMEOUT_MS'))!, 'collect', collectTimeout);
+    if (read(() => integer(settings, 'SAMPLES_PER_INVOCATION')) <= 1) {
+      checkTickFits('TICK_TIMEOUT_MS', read(() => integer(settings, 'TICK_TIMEOUT_MS')), 'collect', collectTimeout);
     }
     if (metricsEndpoint) {
       validateAsFunction(metricsPlain, metricsSecrets, 'metrics', at.serviceDir, region);
@@ -359,7 +430,19 @@ export function deploySettings(env: Env, at: DeployAt): DeploySettings {
     }
   }
 
-  const parameters = [...new Set([...collectSecrets, ...metricsSecrets])].map((variable) => parameterName(settings, variable, at.stage));
+  const metricsOnly = ['METRICS_RESERVED_CONCURRENCY', 'METRICS_THROTTLE_RATE', 'METRICS_THROTTLE_BURST'] as const;
+  const strayMetricsSetting = metricsOnly.find((name) => text(settings, name) !== undefined);
+  if (validate && !metricsEndpoint && strayMetricsSetting) throw new DeploySettingsError(`${strayMetricsSetting} is set but METRICS_ENDPOINT is not on`);
+  const vpc = vpcOf(settings, validate);
+  const reserved = {
+    collect: reservation(settings, 'COLLECT_RESERVED_CONCURRENCY'),
+    ...(metricsEndpoint ? { metrics: reservation(settings, 'METRICS_RESERVED_CONCURRENCY') } : {}),
+  };
+  const throttle = { rate: read(() => optionalInteger(settings, 'METRICS_THROTTLE_RATE'))!, burst: read(() => optionalInteger(settings, 'METRICS_THROTTLE_BURST'))! };
+
+  const parametersOf = (secrets: SettingName[]) => secrets.map((variable) => parameterName(settings, variable, at.stage));
+  const grants = { region, stage: at.stage, vpc: vpc !== false, databaseIam };
+  const parameters = [...new Set([...parametersOf(collectSecrets), ...parametersOf(metricsSecrets)])];
   return {
     region,
     ...schedule(settings),
@@ -372,9 +455,18 @@ export function deploySettings(env: Env, at: DeployAt): DeploySettings {
     metrics: {
       environment: { ...metricsPlain, ...secretEnvironment(settings, metricsSecrets, at.stage) },
       packagePatterns: databaseCaPatterns,
+      throttle,
     },
+    vpc,
+    reservedConcurrency: Object.fromEntries(
+      Object.entries(reserved).filter((entry): entry is [FunctionName, number] => entry[1] !== undefined).map(([fn, n]) => [fn, { reservedConcurrency: n }]),
+    ),
     parameters,
-    iamStatements: iamStatements(parameters, region, workspace),
+    roles: {
+      [ROLES.collect]: executionRole(at.stage, 'collect', collectStatements({ ...grants, parameters: parametersOf(collectSecrets), workspace })),
+      ...(metricsEndpoint ? { [ROLES.metrics]: executionRole(at.stage, 'metrics', metricsStatements({ ...grants, parameters: parametersOf(metricsSecrets) })) } : {}),
+      ...(schedule(settings).scheduleMethod === 'scheduler' ? { [ROLES.scheduler]: schedulerRole(at.stage) } : {}),
+    },
   };
 }
 
@@ -386,25 +478,181 @@ function lenientSinkSecrets(settings: Env): SettingName[] {
   });
 }
 
+// ---------------------------------------------------------------- VPC
+
+const VPC_ID_SHAPES = {
+  VPC_SUBNET_IDS: { pattern: /^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$/, what: 'a subnet id (subnet- and 8 or 17 hex digits)' },
+  VPC_SECURITY_GROUP_IDS: { pattern: /^sg-(?:[0-9a-f]{8}|[0-9a-f]{17})$/, what: 'a security group id (sg- and 8 or 17 hex digits)' },
+} as const;
+
 /**
- * Read exactly these parameters; decrypt only through SSM (the aws/ssm key or a
- * customer key), in the one region; remote-write to the one AMP workspace if any.
+ * VPC_SUBNET_IDS and VPC_SECURITY_GROUP_IDS: both or neither, each id of the
+ * shape EC2 gives it (a typo fails here, not halfway through a stack update).
+ * Outside deploy and package a half-set pair is no VPC.
  */
-function iamStatements(parameters: string[], region: string, workspace: string | undefined): Record<string, unknown>[] {
+function vpcOf(settings: Env, validate: boolean): false | Vpc {
+  const subnetIds = read(() => list(settings, 'VPC_SUBNET_IDS'));
+  const securityGroupIds = read(() => list(settings, 'VPC_SECURITY_GROUP_IDS'));
+  if (subnetIds.length === 0 && securityGroupIds.length === 0) return false;
+  if (!validate) return subnetIds.length > 0 && securityGroupIds.length > 0 ? { subnetIds, securityGroupIds } : false;
+  const [missing, set] = subnetIds.length === 0 ? ['VPC_SUBNET_IDS', 'VPC_SECURITY_GROUP_IDS'] : ['VPC_SECURITY_GROUP_IDS', 'VPC_SUBNET_IDS'];
+  if (subnetIds.length === 0 || securityGroupIds.length === 0) {
+    throw new DeploySettingsError(`${set} is set but ${missing} is not: a function in a VPC needs both its subnets and its security groups (or set neither)`);
+  }
+  for (const [name, ids] of [['VPC_SUBNET_IDS', subnetIds], ['VPC_SECURITY_GROUP_IDS', securityGroupIds]] as const) {
+    const bad = ids.find((id) => !VPC_ID_SHAPES[name].pattern.test(id));
+    if (bad !== undefined) throw new DeploySettingsError(`${name}: "${bad.slice(0, 40)}" is not ${VPC_ID_SHAPES[name].what}`);
+  }
+  return { subnetIds, securityGroupIds };
+}
+
+// ---------------------------------------------------------------- reserved concurrency
+
+/** A function's reserved concurrency, or undefined for none ("none"; never 0, which to Lambda means "run nothing"). */
+function reservation(settings: Env, name: 'COLLECT_RESERVED_CONCURRENCY' | 'METRICS_RESERVED_CONCURRENCY'): number | undefined {
+  if (text(settings, name) === '0') {
+    throw new DeploySettingsError(`${name}=0 would stop every invocation (Lambda throttles all of them at 0); for no reservation set ${name}=none`);
+  }
+  const value = read(() => integerOrWord(settings, name));
+  return value === 'none' ? undefined : (value as number);
+}
+
+// ---------------------------------------------------------------- roles
+
+interface Grants {
+  region: string;
+  stage: string;
+  /** The SSM parameters the function reads. */
+  parameters: string[];
+  /** The function runs in a VPC: Lambda manages its network interfaces with the function's role. */
+  vpc: boolean;
+  /** With DATABASE_IAM_AUTH: rds-db:connect as the one database user (both functions connect). */
+  databaseIam: Statement | undefined;
+}
+
+const sub = (arn: string) => ({ 'Fn::Sub': arn });
+const functionName = (stage: string, fn: FunctionName) => `${SERVICE}-${stage}-${fn}`;
+
+/** Its own log group (the framework creates /aws/lambda/<function name>): the streams in it, the events in those. */
+function logStatements(stage: string, fn: FunctionName): Statement[] {
+  const group = `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/${functionName(stage, fn)}`;
+  return [
+    { Effect: 'Allow', Action: ['logs:CreateLogGroup', 'logs:CreateLogStream'], Resource: [sub(`${group}:*`)] },
+    { Effect: 'Allow', Action: ['logs:PutLogEvents'], Resource: [sub(`${group}:*:*`)] },
+  ];
+}
+
+/**
+ * Read exactly these parameters (one GetParameters call, lib/runtime/secrets.ts);
+ * decrypt only through SSM (the aws/ssm key or a customer key), in the one region.
+ */
+function parameterStatements(parameters: string[], region: string): Statement[] {
+  if (parameters.length === 0) return [];
   return [
     {
       Effect: 'Allow',
-      Action: ['ssm:GetParameter', 'ssm:GetParameters'],
-      Resource: parameters.map((name) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:${region}:\${AWS::AccountId}:parameter${name}` })),
+      Action: ['ssm:GetParameters'],
+      Resource: parameters.map((name) => sub(`arn:\${AWS::Partition}:ssm:${region}:\${AWS::AccountId}:parameter${name}`)),
     },
     {
       Effect: 'Allow',
       Action: ['kms:Decrypt'],
-      Resource: [{ 'Fn::Sub': `arn:\${AWS::Partition}:kms:${region}:\${AWS::AccountId}:key/*` }],
+      Resource: [sub(`arn:\${AWS::Partition}:kms:${region}:\${AWS::AccountId}:key/*`)],
       Condition: { StringEquals: { 'kms:ViaService': `ssm.${region}.amazonaws.com` } },
     },
-    ...(workspace ? [{ Effect: 'Allow', Action: ['aps:RemoteWrite'], Resource: [workspace] }] : []),
   ];
+}
+
+/**
+ * In a VPC, Lambda creates and deletes the function's network interfaces with
+ * its role: the EC2 actions of AWS's AWSLambdaVPCAccessExecutionRole, without
+ * that policy's logs:* on every log group. EC2 allows the Describe actions only
+ * on "*", and Lambda's own guide gives the rest on "*" too.
+ */
+const NETWORK_INTERFACE_STATEMENT: Statement = {
+  Effect: 'Allow',
+  Action: [
+    'ec2:CreateNetworkInterface',
+    'ec2:DescribeNetworkInterfaces',
+    'ec2:DescribeSubnets',
+    'ec2:DeleteNetworkInterface',
+    'ec2:AssignPrivateIpAddresses',
+    'ec2:UnassignPrivateIpAddresses',
+  ],
+  Resource: ['*'],
+};
+
+/** What every function's role may do: its logs, its parameters, its network interfaces in a VPC. */
+function commonStatements(fn: FunctionName, grants: Grants): Statement[] {
+  return [
+    ...logStatements(grants.stage, fn),
+    ...parameterStatements(grants.parameters, grants.region),
+    ...(grants.vpc ? [NETWORK_INTERFACE_STATEMENT] : []),
+    ...(grants.databaseIam ? [grants.databaseIam] : []),
+  ];
+}
+
+/** collect: its secrets (database, sink credentials) and, with SigV4, remote write to the one AMP workspace. */
+function collectStatements(grants: Grants & { workspace: string | undefined }): Statement[] {
+  return [
+    ...commonStatements('collect', grants),
+    ...(grants.workspace ? [{ Effect: 'Allow', Action: ['aps:RemoteWrite'], Resource: [grants.workspace] } satisfies Statement] : []),
+  ];
+}
+
+/** metrics: the database URL and its bearer token; no sink, no remote write. */
+function metricsStatements(grants: Grants): Statement[] {
+  return commonStatements('metrics', grants);
+}
+
+const POLICY_VERSION = '2012-10-17';
+
+/** An execution role that only Lambda may assume, with the function's statements as its one inline policy. */
+function executionRole(stage: string, fn: FunctionName, statements: Statement[]): Record<string, unknown> {
+  return {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      Description: `xyn-metrics ${stage}: the ${fn} function's execution role`,
+      AssumeRolePolicyDocument: {
+        Version: POLICY_VERSION,
+        Statement: [{ Effect: 'Allow', Principal: { Service: ['lambda.amazonaws.com'] }, Action: ['sts:AssumeRole'] }],
+      },
+      Policies: [{ PolicyName: functionName(stage, fn), PolicyDocument: { Version: POLICY_VERSION, Statement: statements } }],
+    },
+  };
+}
+
+/**
+ * EventBridge Scheduler's role: assumable by Scheduler for schedules of this
+ * account only, and allowed to invoke collect, nothing else.
+ */
+function schedulerRole(stage: string): Record<string, unknown> {
+  return {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      Description: `xyn-metrics ${stage}: EventBridge Scheduler may invoke collect`,
+      AssumeRolePolicyDocument: {
+        Version: POLICY_VERSION,
+        Statement: [
+          {
+            Effect: 'Allow',
+            Principal: { Service: ['scheduler.amazonaws.com'] },
+            Action: ['sts:AssumeRole'],
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          },
+        ],
+      },
+      Policies: [
+        {
+          PolicyName: `${functionName(stage, 'collect')}-scheduler`,
+          PolicyDocument: {
+            Version: POLICY_VERSION,
+            Statement: [{ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [{ 'Fn::GetAtt': ['CollectLambdaFunction', 'Arn'] }] }],
+          },
+        },
+      ],
+    },
+  };
 }
 
 /** The settings the deploy environment sets over the stage file's (names only: a deploy says which). */

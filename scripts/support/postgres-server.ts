@@ -33,6 +33,8 @@ export interface PostgresServerOptions {
   hba?: string[];
   /** Files the server reads (a certificate, its key): written into the data directory, 0600, owned by the server's user. */
   files?: Record<string, Buffer | string>;
+  /** The directory with initdb and postgres (a major of the version matrix); postgresBinDir() by default. */
+  bin?: string;
 }
 
 const START_TIMEOUT_MS = 30_000;
@@ -53,8 +55,8 @@ export function postgresBinDir(env: NodeJS.ProcessEnv = process.env): string | u
 
 export const POSTGRES_INSTALL_HINT = 'apt-get install postgresql (or set PG_BIN to a directory with initdb and postgres, or TEST_DATABASE_URL to an existing server)';
 
-/** uid/gid to run the server as: ourselves, or when root an unprivileged system user. */
-function serverUser(): { uid: number; gid: number } | undefined {
+/** uid/gid to run the server (or PgBouncer, which refuses root too) as: ourselves, or when root an unprivileged system user. */
+export function serverUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((line) => line.split(':'));
   for (const name of ['postgres', 'nobody']) {
@@ -100,7 +102,7 @@ async function acceptsConnections(url: string): Promise<boolean> {
 }
 
 export async function startPostgresServer(options: PostgresServerOptions = {}): Promise<PostgresServer> {
-  const bin = postgresBinDir();
+  const bin = options.bin ?? postgresBinDir();
   if (!bin) throw new Error(`no PostgreSQL server binaries (initdb, postgres) found: ${POSTGRES_INSTALL_HINT}`);
   const extra = settingArgs(options.settings ?? {});
   const user = serverUser();

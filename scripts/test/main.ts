@@ -4,7 +4,9 @@
  *   - checks the Node major (the Lambda runtime's, 24) and says which it is;
  *   - finds the Pushgateway, Prometheus, promtool, psql and openssl (installs
  *     them with apt as root, else says exactly what to install);
- *   - PostgreSQL: TEST_DATABASE_URL's server, or a throw-away one started here;
+ *   - PostgreSQL: TEST_DATABASE_URL's server, or a throw-away one started here,
+ *     and a throw-away one per major of the version matrix
+ *     (scripts/support/postgres-matrix.ts), all at once;
  *   - prints all of that as the run's first line, then runs vitest (arguments
  *     passed through) in its own process group;
  *   - at the end, passing, failing or Ctrl-C: stops PostgreSQL, ends every
@@ -91,7 +93,7 @@ async function main(): Promise<number> {
 
   const vitest = spawn(process.execPath, [VITEST, 'run', ...process.argv.slice(2)], {
     cwd: ROOT,
-    env: { ...process.env, TEST_DATABASE_URL: services.databaseUrl },
+    env: { ...process.env, ...services.env },
     stdio: 'inherit',
     // Its own group: Ctrl-C reaches us, and we stop vitest and all its workers together.
     detached: true,

@@ -8,14 +8,16 @@
  * <function>.zip holds that function's bundle alone. Budget: 150 KiB
  * compressed per bundled function, and no zip over 150 KiB (issue 11).
  * Measured at the time of writing (issues 11, 14 and 15 merged): collect.zip
- * 124,455 bytes, metrics.zip 117,590 (functions/collect.cjs ~345 KB minified:
+ * 124,455 bytes, metrics.zip 117,590; with the SDK-free SSM read (issue 20)
+ * 125,844 and 119,585 (functions/collect.cjs ~348 KB minified:
  * the Neon driver 146 KB, node-postgres's Client and its parsers 69 KB, ws 49 KB,
  * prom-client's Registry and Gauge alone, remote write's protobuf, snappy and
  * SigV4 ~20 KB, our code ~40 KB).
  * Raised from 120 KiB by a decision (issue 15): node-postgres is the TCP+TLS
  * transport for every non-Neon database (+26 KB compressed). What is left
  * is crossed by any further real dependency: PGlite ~145 KB, an AWS SDK v3
- * client far more (the runtime provides it). Size
+ * client far more (none is used: lib/runtime/ssm.ts signs its one SSM call
+ * with aws4, so the bundles need no node_modules, not even the runtime's). Size
  * matters because Lambda loads and parses the handler's whole bundle on every
  * cold start (docs/benchmarks.md has the cold-start figure).
  */
@@ -38,15 +40,16 @@ const LARGEST_ZIP_BYTES = 150 * 1024;
  */
 const PULLED_IN_BY_PG_CLIENT = ['pg-protocol', 'pg-types', 'pg-int8', 'postgres-array', 'postgres-bytea', 'postgres-date', 'postgres-interval', 'xtend',
     'pg-connection-string', 'pgpass', 'split2', 'pg-cloudflare'];
-/** Packages the handlers use, directly or through them (@bufbuild/protobuf, aws4, snappyjs: remote write's protobuf, SigV4 and snappy, ~20 KB minified). */
+/** Packages the handlers use, directly or through them (@bufbuild/protobuf, aws4, snappyjs: remote write's protobuf, SigV4 (also the RDS IAM token's) and snappy, ~20 KB minified). */
 const USED = ['@neondatabase/serverless', 'prom-client', 'ws', 'pg', ...PULLED_IN_BY_PG_CLIENT, '@bufbuild/protobuf', 'aws4', 'snappyjs'];
-/** What remote write alone brings: the protobuf writer, snappy (and SigV4 for AMP). */
+/** What remote write alone brings: the protobuf writer and snappy (SigV4 both functions carry, for RDS IAM tokens). */
 const SINK_PACKAGES = ['@bufbuild/protobuf', 'snappyjs'];
 /** Exactly the packages, and none of the own code, each function's bundle may hold. */
 const PER_FUNCTION = {
   collect: { packages: USED, noOwn: [] as string[] },
   // GET /metrics reads and builds, never sends: no sink, no remote-write encoder, no snappy, no protobuf.
-  metrics: { packages: USED.filter((p) => !SINK_PACKAGES.includes(p) && p !== 'aws4'), noOwn: ['lib/sinks/'] },
+  // aws4 it has: it signs its own SSM read (lib/runtime/ssm.ts) and the RDS IAM token (lib/source/iam-token.ts).
+  metrics: { packages: USED.filter((p) => !SINK_PACKAGES.includes(p)), noOwn: ['lib/sinks/'] },
 } as const;
 /** Never in a function: tooling, test-only and alternative drivers. */
 const FORBIDDEN = [
@@ -58,8 +61,6 @@ const FORBIDDEN = [
 ];
 /** ws tries these native accelerators in a try/catch; serverless.yml excludes them. */
 const OPTIONAL_NATIVE = ['bufferutil', 'utf-8-validate'];
-/** The nodejs24.x runtime provides the AWS SDK v3; serverless.yml excludes it (lib/runtime/secrets.ts loads it only when a secret comes from SSM). */
-const RUNTIME_PROVIDED = ['@aws-sdk/client-ssm'];
 
 const root = path.resolve(import.meta.dirname, '../..');
 let packaged: PackageResult;
@@ -89,6 +90,7 @@ async function metafileBuild(sources: string[]) {
     platform: 'node',
     format: 'cjs',
     outExtension: { '.js': '.cjs' },
+    // serverless.yml still excludes '@aws-sdk/*', as a guard: an SDK import would stay out of the bundle and fail the "requires nothing" test below.
     external: [...OPTIONAL_NATIVE, '@aws-sdk/*'],
     metafile: true,
     write: false,
@@ -120,11 +122,11 @@ describe('the deployed zips', () => {
     }
   });
 
-  it('requires nothing at run time but Node built-ins, ws\'s optional accelerators (inside a try) and the runtime\'s AWS SDK', () => {
+  it('requires nothing at run time but Node built-ins and ws\'s optional accelerators (inside a try): no AWS SDK, nothing from the runtime', () => {
     const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
     for (const entry of entries) {
       const required = new Set([...entry.data.toString('utf8').matchAll(/(?:require|import)\("([^"]+)"\)/g)].map((m) => m[1]!));
-      expect([...required].filter((m) => !builtins.has(m) && !OPTIONAL_NATIVE.includes(m) && !RUNTIME_PROVIDED.includes(m)), entry.name).toEqual([]);
+      expect([...required].filter((m) => !builtins.has(m) && !OPTIONAL_NATIVE.includes(m)), entry.name).toEqual([]);
     }
   });
 

@@ -6,12 +6,13 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sample } from '../support/pushgateway';
+import { pushgatewayBinary, sample, startPushgateway } from '../support/pushgateway';
 import { eventually } from '../support/prometheus';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -137,10 +138,36 @@ const GAUGES = [
   'xyn_collector_duration_seconds',
 ];
 
+/**
+ * A persistence file holding a marker group, written by a real gateway, and a
+ * wrapper binary that defaults --persistence.file to it (as Debian's build does
+ * with its system file) unless the caller gives the flag.
+ */
+async function persistedMarkerGroup(): Promise<{ binary: string; file: string; job: string; content: Buffer; mtimeMs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'xyn-dev-persist-'));
+  const file = join(dir, 'pushgateway.data');
+  const job = 'xyn_marker_from_another_gateway';
+  const writer = await startPushgateway(['--persistence.file=' + file, '--persistence.interval=100ms']);
+  const put = await fetch(`${writer.url}/metrics/job/${job}`, { method: 'PUT', body: 'marker_metric 1\n' });
+  expect(put.status).toBe(200);
+  await writer.stop();
+  expect(existsSync(file)).toBe(true);
+  const binary = join(dir, 'prometheus-pushgateway');
+  writeFileSync(
+    binary,
+    `#!/bin/sh\ncase "$*" in *--persistence.file*) exec ${pushgatewayBinary()} "$@";; esac\nexec ${pushgatewayBinary()} --persistence.file=${file} "$@"\n`,
+    { mode: 0o755 },
+  );
+  return { binary, file, job, content: readFileSync(file), mtimeMs: statSync(file).mtimeMs };
+}
+
 describe('npm start (scripts/dev/main.ts)', () => {
   // Typically 30-40 s; the budget leaves room for a loaded CI machine (offline + esbuild + PGlite start).
   it('serves ticks with moving numbers to a local Pushgateway, invokes on demand, and stops cleanly on SIGINT', { timeout: 150_000 }, async () => {
-    const run = startDev({ DEV_TICK_SECONDS: '2' });
+    // A gateway binary whose built-in default --persistence.file holds another gateway's groups, as
+    // Debian's build defaults it to one system file (issue 25): npm start's gateway must not read it or write it.
+    const persisted = await persistedMarkerGroup();
+    const run = startDev({ DEV_TICK_SECONDS: '2', PUSHGATEWAY_BIN: persisted.binary });
 
     const banner = await waitFor('banner', run, () => /Lambda {5}(http:\/\/\S+)/.exec(run.output())?.[1], 110_000);
     const out = run.output();
@@ -166,8 +193,9 @@ describe('npm start (scripts/dev/main.ts)', () => {
     for (const tick of ticks) expect(tick).toMatch(/\| last 5m00s: started \d+, finished \d+ \(\d+ failed\), (wait p50 \S+ p90 \S+|no wait \(nothing started\)) \|/);
     expect(new Set(ticks.map(figuresOf)).size, ticks.join('\n')).toBeGreaterThan(1);
 
-    // The Pushgateway holds every gauge, consistent within one push.
+    // The Pushgateway holds every gauge, consistent within one push, and nothing of the shared file.
     const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+    expect(text).not.toContain(persisted.job);
     for (const name of GAUGES) expect(() => sample(text, name, { job: 'xyn_metrics' }), name).not.toThrow();
     const depth = (status: string) => sample(text, 'xyn_queue_depth', { job: 'xyn_metrics', status });
     for (const status of ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED']) expect(depth(status)).toBeGreaterThan(0);
@@ -217,6 +245,9 @@ describe('npm start (scripts/dev/main.ts)', () => {
     for (const port of ports) expect(await portIsFree(port), `port ${port}`).toBe(true);
     // Its esbuild work folder went too.
     expect(existsSync(join(ROOT, '.tmp', ownFolders[0]!))).toBe(false);
+    // And the shared persistence file is as it was.
+    expect(readFileSync(persisted.file).equals(persisted.content)).toBe(true);
+    expect(statSync(persisted.file).mtimeMs).toBe(persisted.mtimeMs);
   });
 
   it('names a busy OFFLINE_LAMBDA_PORT in one clear line and exits 1', async () => {

@@ -11,15 +11,16 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageFunction, unzipTo, type PackageResult } from '../../scripts/bench/cold';
 import { baseEnv, expectKnownQueue, pushTime, seedKnownQueue, startStack, type Stack } from '../support/faults';
 import { scheduledEvent } from '../support/lambda';
-import { RUNTIME_NODE, runtimeClient, startRuntimeApi, startRuntimeClient, type RuntimeApi, type RuntimeProcess } from '../support/lambda-runtime';
+import { lambdaNodePath, RUNTIME_NODE, runtimeClient, startRuntimeApi, startRuntimeClient, type RuntimeApi, type RuntimeProcess } from '../support/lambda-runtime';
 import { sample } from '../support/pushgateway';
+import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../../scripts/support/ssm';
 import { selfSignedCertificate, startTlsFront, type Certificate, type TlsFront } from '../support/tls';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -37,6 +38,11 @@ let healthyOutput = '';
 /** An EventBridge Scheduler event: only the input serverless.yml gives it (time, source, id). */
 function schedulerEvent(time = new Date()) {
   return { time: time.toISOString().replace(/\.\d{3}Z$/, 'Z'), source: 'aws.scheduler', id: 'c0ffee00-0000-4000-8000-000000000001' };
+}
+
+/** The variables of `env` that are set (the runtime client's environment holds strings only). */
+function definedEnv(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 /** Log lines the runtime client wrote at level ERROR (its format: time, request id, level, message). */
@@ -150,10 +156,76 @@ describe('a private CA bundle deployed in the package (PUSHGATEWAY_CA_FILE)', ()
 
   it('the deployed function reads the bundle from its package and pushes over TLS to a gateway of that CA', async () => {
     expect(deployedEnv.PUSHGATEWAY_CA_FILE).toBe(`${caDir}/pushgateway-ca.pem`);
+    // Seeded afresh: the known queue's shortest active lease (30 s) can run out while this describe packages its zip under load.
+    await stack.db.query(`TRUNCATE ${stack.db.table}`);
+    await seedKnownQueue(stack.db);
     const outcome = await caApi.invoke(scheduledEvent());
     expect(outcome.kind, caContainer.output()).toBe('response');
     expect(outcome.body).toMatchObject({ outcome: 'ok' });
     expect(front.authorizations).toContain('Bearer ric-ca-token');
     expectKnownQueue(await stack.gateway.scrape(), `${job}_ca`);
+  });
+});
+
+describe('a secret read from SSM (DATABASE_URL_SSM_PARAMETER), as a deployed function reads it', () => {
+  const parameter = `/xyn-metrics/ric-${randomBytes(4).toString('hex')}/database-url`;
+  const ssmJob = `${job}_ssm`;
+  let ssm: FakeSsm;
+  let ssmApi: RuntimeApi;
+  let ssmContainer: RuntimeProcess;
+
+  beforeAll(async () => {
+    ssm = await startFakeSsm();
+    ssm.put(parameter, stack.reader.url);
+    ssmApi = await startRuntimeApi();
+    // The deployed environment: the parameter's name, never the value; Lambda's credentials and region.
+    const { DATABASE_URL: _value, ...env } = definedEnv(baseEnv(stack, ssmJob));
+    ssmContainer = startRuntimeClient(client, ssmApi, taskRoot, 'functions/collect.collect', {
+      ...env,
+      ...awsEnv(ssm.url),
+      DATABASE_URL_SSM_PARAMETER: parameter,
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await ssmContainer?.stop();
+    await ssmApi?.close();
+    await ssm?.close();
+  });
+
+  it('nothing to load but the bundle: NODE_PATH is Lambda\'s, and none of its directories exists here but the task root, which holds no node_modules', () => {
+    for (const dir of lambdaNodePath(taskRoot).split(':').filter((d) => d !== taskRoot)) expect(existsSync(dir), dir).toBe(false);
+    expect(existsSync(path.join(taskRoot, 'node_modules'))).toBe(false);
+  });
+
+  it('reads DATABASE_URL with one signed GetParameters call to the SSM endpoint, and the tick pushes the right gauges', async () => {
+    const outcome = await ssmApi.invoke(scheduledEvent());
+    expect(outcome.kind, ssmContainer.output()).toBe('response');
+    expect(outcome.body).toMatchObject({ outcome: 'ok' });
+    expectKnownQueue(await stack.gateway.scrape(), ssmJob);
+    expect(ssm.requests).toHaveLength(1);
+    expect(ssm.requests[0]).toMatchObject({
+      target: 'AmazonSSM.GetParameters',
+      contentType: 'application/x-amz-json-1.1',
+      signatureProblem: undefined,
+      names: [parameter],
+      withDecryption: true,
+    });
+    expect(ssm.requests[0]!.credentialScope).toMatch(/^\d{8}\/eu-west-1\/ssm\/aws4_request$/);
+    expect(ssm.requests[0]!.signedHeaders).toEqual(expect.arrayContaining(['host', 'x-amz-date', 'x-amz-security-token', 'x-amz-target']));
+  });
+
+  it('a second invocation in the same container uses the cached value: no second call', async () => {
+    const outcome = await ssmApi.invoke(scheduledEvent());
+    expect(outcome.kind, ssmContainer.output()).toBe('response');
+    expectKnownQueue(await stack.gateway.scrape(), ssmJob);
+    expect(ssm.requests).toHaveLength(1);
+  });
+
+  it('prints no secret and no credential, and no ERROR-level line', () => {
+    const output = ssmContainer.output();
+    expect(output).toContain('"outcome":"ok"');
+    for (const secret of [stack.reader.password, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN]) expect(output.includes(secret), output).toBe(false);
+    expect(errorLines(output)).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@ import { deadlineIn } from '../../lib/core/deadline';
 import { buildRegistry } from '../../lib/metrics/registry';
 import { pushToGateway } from '../../lib/sinks/pushgateway';
 import type { QueueSnapshot } from '../../lib/source/snapshot';
+import { lintTemplates, unacceptedMatches } from '../support/cfn-lint';
 import { scheduledEvent, invokeCollect } from '../support/lambda';
 import { silentTcpServer, type Misbehaving } from '../support/misbehaving';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
@@ -43,7 +44,8 @@ async function packagedResources(method: string, outDir: string): Promise<Resour
       COLLECT_SCHEDULE: 'rate(1 minute)',
       ESBUILD_WORK_FOLDER: path.join('.tmp', `late-ticks-${path.basename(outDir)}-${method}`),
     },
-    timeout: 60_000,
+    // Much of it may be spent waiting for the checkout's packaging lock (scripts/deploy/locked.sh).
+    timeout: 600_000,
   });
   const template = JSON.parse(await readFile(path.join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
   return template.Resources as Resources;
@@ -62,7 +64,7 @@ describe('the packaged template drops late and failed deliveries', () => {
     outDir = await mkdtemp(path.join(tmpdir(), 'xyn-package-'));
     eventBus = await packagedResources('eventBus', outDir);
     scheduler = await packagedResources('scheduler', outDir);
-  });
+  }, 900_000);
   afterAll(async () => {
     if (outDir) await rm(outDir, { recursive: true, force: true });
   });
@@ -77,6 +79,11 @@ describe('the packaged template drops late and failed deliveries', () => {
     const [fn] = ofType(resources(), 'AWS::Lambda::Function');
     expect(fn!.Properties.ReservedConcurrentExecutions).toBe(1);
   });
+
+  it('both templates pass cfn-lint (no error, no warning but those test/support/cfn-lint.ts accepts)', () => {
+    const files = ['eventBus', 'scheduler'].map((method) => path.join(outDir, method, 'cloudformation-template-update-stack.json'));
+    expect(unacceptedMatches(lintTemplates(files, 'eu-west-1'))).toEqual([]);
+  }, 180_000);
 
   it('eventBus (default): a scheduled rule whose target redelivers nothing late', () => {
     const [rule, ...more] = ofType(eventBus, 'AWS::Events::Rule');

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { LeakReport } from '../fixtures/leaky/leaky.fixture';
 import { eventually } from '../support/prometheus';
+import { matrixMajors } from '../../scripts/support/postgres-matrix';
 import { processesOfRun } from '../../scripts/support/test-run';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -75,6 +76,10 @@ describe('a test run leaves no process and no temporary directory behind', () =>
     const code = await exitWithin(run, 90_000);
     expect(code, run.output()).toBe(1);
     expect(run.output()).toMatch(/^xyn-metrics tests on Node v24\.\d+\.\d+ .*PostgreSQL \d+\.\d+ started for this run/);
+    // The first line names every server: the version matrix's too (each stopped at the end, as checked below), and PgBouncer.
+    const first = run.output().split('\n')[0]!;
+    for (const major of matrixMajors()) expect(first).toMatch(new RegExp(`version matrix: .*PostgreSQL ${major}\\.\\d+ on 127\\.0\\.0\\.1:\\d+`));
+    expect(first).toMatch(/PgBouncer \/\S*pgbouncer/);
     expect(run.output()).toContain('failing on purpose');
     const report = JSON.parse(readFileSync(reportFile, 'utf8')) as LeakReport;
     expect(Object.keys(report.pids).sort()).toEqual(['bridge', 'postgres', 'prometheus', 'pushgateway']);

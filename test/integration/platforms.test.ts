@@ -269,10 +269,13 @@ describe('scripts/deploy/package.sh without flock (macOS)', () => {
   function withoutFlock(): { dir: string; env: NodeJS.ProcessEnv; log: () => string[] } {
     const dir = mkdtempSync(path.join(work, 'package-'));
     mkdirSync(path.dirname(path.join(dir, script)), { recursive: true });
-    cpSync(path.join(ROOT, script), path.join(dir, script));
+    // The script and the lock it runs the framework under (scripts/deploy/locked.sh).
+    for (const file of readdirSync(path.join(ROOT, path.dirname(script))).filter((f) => f.endsWith('.sh'))) {
+      cpSync(path.join(ROOT, path.dirname(script), file), path.join(dir, path.dirname(script), file));
+    }
     const bin = path.join(dir, 'bin');
     mkdirSync(bin);
-    for (const tool of ['bash', 'dirname', 'mkdir', 'rm', 'rmdir', 'cat', 'sleep', 'ps']) {
+    for (const tool of ['bash', 'dirname', 'mkdir', 'rm', 'rmdir', 'cat', 'sleep', 'ps', 'grep']) {
       const found = spawnSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
       if (found) symlinkSync(found, path.join(bin, tool));
     }

@@ -1,14 +1,18 @@
 /**
  * startPostgresServer: the throw-away PostgreSQL npm test starts when
- * TEST_DATABASE_URL is unset (and tests start for a server of their own).
+ * TEST_DATABASE_URL is unset (and tests start for a server of their own), and
+ * for each major of the version matrix, whose project this file runs in too.
  */
 
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
+import { matrixBinDir, matrixMajors } from '../../scripts/support/postgres-matrix';
+import { postgresBinDir, settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
+import { ADMIN_URL } from '../support/postgres';
 
 function portAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -51,6 +55,38 @@ describe('startPostgresServer', () => {
       expect(await portAnswers(server.port)).toBe(false);
     } finally {
       if (!stopped) await server.stop();
+    }
+  });
+
+  it('the servers of this project are the major it is named for: the run\'s, and the binaries a test starts one from', async () => {
+    const client = new pg.Client({ connectionString: ADMIN_URL });
+    await client.connect();
+    let running: number;
+    try {
+      running = Math.floor(Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) / 10_000);
+    } finally {
+      await client.end();
+    }
+    expect(running).toBeGreaterThanOrEqual(13);
+    // postgres-<major> projects set it (vitest.config.ts); the primary project runs whatever the run's server is.
+    const major = process.env.XYN_TEST_POSTGRES_MAJOR;
+    if (major !== undefined) {
+      expect(running).toBe(Number(major));
+      // database-tls.test.ts's own server comes from PG_BIN: the same major.
+      const version = spawnSync(path.join(postgresBinDir()!, 'postgres'), ['--version'], { encoding: 'utf8' });
+      expect(version.stdout, version.stderr).toMatch(new RegExp(`\\(PostgreSQL\\) ${major}\\.`));
+    }
+  });
+
+  it('the version matrix comes from package.json, each major\'s binaries linked and runnable (not a skip on this machine)', () => {
+    const majors = matrixMajors();
+    expect(majors.length).toBeGreaterThanOrEqual(2);
+    expect(majors[0]).toBeLessThanOrEqual(14);
+    expect(majors.at(-1)).toBeGreaterThanOrEqual(18);
+    for (const major of majors) {
+      const bin = matrixBinDir(major);
+      const version = spawnSync(path.join(bin, 'postgres'), ['--version'], { encoding: 'utf8' });
+      expect(version.stdout, version.stderr).toMatch(new RegExp(`\\(PostgreSQL\\) ${major}\\.`));
     }
   });
 

@@ -1,11 +1,13 @@
 /**
- * Secrets read from SSM at run time (lib/runtime/secrets.ts) through the real AWS SDK
- * client, its requests SigV4-signed and checked, against a local endpoint that
- * speaks SSM's JSON protocol; the values used by a real tick against the test
- * PostgreSQL and a real Pushgateway behind a token-checking front.
+ * Secrets read from SSM at run time (lib/runtime/secrets.ts) through the
+ * project's own client (lib/runtime/ssm.ts, no AWS SDK), its requests SigV4-signed
+ * and checked, against a local endpoint that speaks SSM's JSON protocol; the
+ * values used by a real tick against the test PostgreSQL and a real Pushgateway
+ * behind a token-checking front.
  */
 
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { collect } from '../../functions/collect';
 import { metrics } from '../../functions/metrics';
@@ -14,19 +16,21 @@ import { startAuthFront, type AuthFront } from '../support/auth-front';
 import {
   baseEnv,
   expectKnownQueue,
+  expectMarkedFailed,
   expectOk,
   invokeCollect,
   scramVerifier,
   seedKnownQueue,
+  sleep,
   startStack,
   waitFor,
   type Invocation,
   type Stack,
 } from '../support/faults';
 import { captureOutput, lambdaContext, scheduledEvent, withEnv } from '../support/lambda';
-import { freePort } from '../../scripts/support/net';
+import { freePort, listenOnLoopback } from '../../scripts/support/net';
 import { adminClient } from '../support/postgres';
-import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../support/ssm';
+import { awsEnv, startFakeSsm, TEST_SECRET_ACCESS_KEY, TEST_SESSION_TOKEN, type FakeSsm } from '../../scripts/support/ssm';
 
 const hex = randomBytes(4).toString('hex');
 const GATEWAY_TOKEN = `Gw-Token-${hex}-from-ssm`;
@@ -124,7 +128,7 @@ function expectSecretsFailure(run: Invocation, cause: RegExp, budgetMs: number):
   expectNoSecret(run);
 }
 
-describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protocol)', () => {
+describe('secrets from SSM at run time (lib/runtime/ssm.ts, SigV4, SSM JSON protocol)', () => {
   it('reads DATABASE_URL and the gateway token in one signed, decrypted GetParameters call, and the tick uses them', async () => {
     const run = await invokeCollect(deployedEnv('xyn_ssm_values'));
     expectOk(run);
@@ -203,6 +207,34 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     expect(run.elapsedMs).toBeGreaterThanOrEqual(1_400);
     // The cut request's socket is closed, not left to a warm container.
     await waitFor('the SSM connection to close', async () => (ssm.openConnections() === 0 ? true : undefined), 2_000);
+  });
+
+  it('an SSM outage in a warm container: the cached values serve, with a warning, and the tick pushes (issue 20)', async () => {
+    const env = deployedEnv('xyn_ssm_outage_warm', { SECRETS_CACHE_SECONDS: '1' });
+    expectOk(await invokeCollect(env));
+    await sleep(1_100);
+    ssm.mode = 'access_denied';
+    const run = await invokeCollect(env);
+    expectOk(run);
+    expect(ssm.requests).toHaveLength(2);
+    const [warning, tick] = logLines(run);
+    expect(warning).toMatchObject({ level: 'warn', msg: 'secrets stale: SSM could not be read, cached values used', variables: ['DATABASE_URL', 'PUSHGATEWAY_TOKEN'] });
+    expect(warning!.error).toMatch(/AccessDeniedException/);
+    expect(tick).toMatchObject({ msg: 'tick', outcome: 'ok' });
+    expectKnownQueue(await stack.gateway.scrape(), 'xyn_ssm_outage_warm');
+    expectNoSecret(run);
+  });
+
+  it('no secret to be had: xyn_collector_up 0 goes to a gateway that needs none of them, replacing the old figures (issue 20)', async () => {
+    const env = deployedEnv('xyn_ssm_outage_cold', { PUSHGATEWAY_URL: stack.gateway.url, PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined });
+    expectOk(await invokeCollect(env));
+    expectKnownQueue(await stack.gateway.scrape(), 'xyn_ssm_outage_cold');
+    clearSecretsCache(); // a new container
+    ssm.mode = 'access_denied';
+    const run = await invokeCollect(env);
+    expectSecretsFailure(run, /AccessDeniedException/, 10_000);
+    expect(logLines(run)[0]).toMatchObject({ down_pushed_to: [`${stack.gateway.url}/metrics/job/xyn_ssm_outage_cold`] });
+    expectMarkedFailed(await stack.gateway.scrape(), 'xyn_ssm_outage_cold');
   });
 
   it('caches values for SECRETS_CACHE_SECONDS, then reads them again', async () => {
@@ -326,6 +358,41 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
     });
   });
 
+  it('a bad TICK_TIMEOUT_MS is a configuration error naming it, before any SSM call (issue 25)', async () => {
+    const run = await invokeCollect(deployedEnv('xyn_ssm_budget', { TICK_TIMEOUT_MS: '0' }));
+    expect((run.error as Error).message).toBe('xyn-metrics configuration error: TICK_TIMEOUT_MS must be between 100 and 900000, got 0');
+    expect(ssm.requests).toHaveLength(0);
+    const scrape = await withEnv({ ...deployedEnv('xyn_ssm_budget'), TICK_TIMEOUT_MS: 'soon', METRICS_BEARER_TOKEN_SSM_PARAMETER: DB_PARAMETER }, () =>
+      captureOutput(() => metrics({ rawPath: '/metrics', headers: {} }, lambdaContext(10_000))),
+    );
+    expect(scrape.result?.statusCode).toBe(500);
+    expect(scrape.output).toContain('TICK_TIMEOUT_MS must be a whole number, got \\"soon\\"');
+    expect(ssm.requests).toHaveLength(0);
+  });
+
+  it('the AWS credentials the function holds are redacted from what a failure says, even when a peer echoes them (issue 25)', async () => {
+    // A remote-write receiver (a misbehaving proxy) that puts the request's session token, and the secret key, into its 400 answer.
+    const echo = createServer((req, res) => {
+      req.resume();
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(`rejected: ${req.headers['x-amz-security-token']} ${TEST_SECRET_ACCESS_KEY}`);
+    });
+    const listener = await listenOnLoopback(echo);
+    try {
+      const env = deployedEnv('xyn_ssm_awscreds', {
+        PUSHGATEWAY_URL: undefined,
+        PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined,
+        REMOTE_WRITE_URL: `http://127.0.0.1:${listener.port}/api/v1/push`,
+        REMOTE_WRITE_SIGV4: 'true',
+      });
+      const run = await invokeCollect(env);
+      expect((run.error as Error).message).toMatch(/remote write to .* failed after 1 attempt: HTTP 400: rejected: \*\*\* \*\*\*/);
+      expect(run.output).toContain('HTTP 400: rejected: *** ***');
+      expectNoSecret(run);
+    } finally {
+      await listener.close();
+    }
+  });
+
   it('a failure that is not a refused credential (database down) fails the tick without reading SSM again', async () => {
     const closed = `127.0.0.1:${await freePort()}/v1`;
     const run = await invokeCollect(deployedEnv('xyn_ssm_dbdown', { DATABASE_WS_PROXY: closed, SECRETS_CACHE_SECONDS: '300' }));
@@ -359,6 +426,27 @@ describe('secrets from SSM at run time (real SDK client, SigV4, SSM JSON protoco
       ['info', 'scrape'],
     ]);
     expectNoSecret(rotated);
+  });
+
+  it('the /metrics function: anonymous requests read the token alone, kept 60 s whatever SECRETS_CACHE_SECONDS says (issue 25)', async () => {
+    const scrapeParameter = `/xyn-metrics/test-${hex}/metrics-bearer-token`;
+    ssm.put(scrapeParameter, BEARER_TOKEN);
+    const env = {
+      ...deployedEnv('xyn_ssm_scrape_anon', { PUSHGATEWAY_URL: undefined, PUSHGATEWAY_TOKEN_SSM_PARAMETER: undefined, SECRETS_CACHE_SECONDS: '0' }),
+      METRICS_BEARER_TOKEN_SSM_PARAMETER: scrapeParameter,
+    };
+    const scrape = (token: string | undefined) =>
+      withEnv(env, () =>
+        captureOutput(() => metrics({ rawPath: '/metrics', headers: token ? { authorization: `Bearer ${token}` } : {} }, lambdaContext(10_000))),
+      );
+    for (const token of [undefined, 'wrong-token-wrong-token', undefined, 'another-wrong-one-here', undefined]) {
+      expect((await scrape(token)).result?.statusCode).toBe(401);
+    }
+    expect(ssm.requests.map((r) => r.names)).toEqual([[scrapeParameter]]);
+    // An authorised request reads the database URL, every time with SECRETS_CACHE_SECONDS=0; the token stays cached.
+    expect((await scrape(BEARER_TOKEN)).result?.statusCode).toBe(200);
+    expect((await scrape(BEARER_TOKEN)).result?.statusCode).toBe(200);
+    expect(ssm.requests.map((r) => r.names)).toEqual([[scrapeParameter], [DB_PARAMETER], [DB_PARAMETER]]);
   });
 
   it('the /metrics function reads DATABASE_URL and METRICS_BEARER_TOKEN from SSM', async () => {

@@ -7,16 +7,14 @@
  * - TLS: Neon hosts keep the driver's secure defaults; the https Pushgateway
  *   path checks certificates and sends the credentials;
  * - the statement runs READ ONLY with its own statement timeout;
- * - docs/least-privilege.sql makes a role the collector runs as, which can do
- *   nothing else.
+ * - docs/least-privilege.sql: least-privilege.test.ts (on every major of the
+ *   version matrix).
  * The packaged IAM role (its log groups and its SSM parameters only) is checked
  * in deploy-template.test.ts.
  */
 
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from '@neondatabase/serverless';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config/parse';
 import { driverSettings, openDatabase } from '../../lib/source/connection';
@@ -36,7 +34,6 @@ import {
   type Invocation,
   type TestRole,
 } from '../support/faults';
-import { ADMIN_URL, adminClient } from '../support/postgres';
 import { selfSignedCertificate, startTlsFront, type Certificate } from '../support/tls';
 
 const hex = Math.random().toString(16).slice(2, 8);
@@ -234,112 +231,6 @@ describe('the statement: READ ONLY, with its own timeouts', () => {
     // The SELECT, and the one before it that gives it its share of the budget.
     expect(statements.filter((s) => /^\s*(WITH|SELECT)\b/.test(s))).toHaveLength(2);
     expect(statements.filter((s) => /^SELECT set_config\('statement_timeout', greatest\(1, 1234 - /.test(s))).toHaveLength(1);
-  });
-});
-
-describe('docs/least-privilege.sql', () => {
-  let ctx: Awaited<ReturnType<typeof startStack>>;
-  const roleName = `xyn_lp_${hex}`;
-  const password = `XynLeast-${hex}-Priv`;
-
-  beforeAll(async () => {
-    ctx = await startStack('leastpriv');
-    await seedKnownQueue(ctx.db);
-    await ctx.db.query(`CREATE TABLE "${ctx.db.schema}".secrets_elsewhere (v text); INSERT INTO "${ctx.db.schema}".secrets_elsewhere VALUES ('x')`);
-    await ctx.db.query(`CREATE TABLE "${ctx.db.schema}".heartbeats (worker_id text, heartbeat_at timestamptz); INSERT INTO "${ctx.db.schema}".heartbeats VALUES ('w1', now())`);
-    try {
-      execFileSync(
-        'psql',
-        [ADMIN_URL, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `role=${roleName}`, '-v', `password=${password}`, '-v', `schema=${ctx.db.schema}`, '-v', 'table=runs',
-          '-v', `heartbeat_schema=${ctx.db.schema}`, '-v', 'heartbeat_table=heartbeats', '-f', 'docs/least-privilege.sql'],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-    } catch (error) {
-      const e = error as { message: string; stderr?: Buffer };
-      throw new Error(`psql -f docs/least-privilege.sql failed (psql comes with postgresql-client): ${e.stderr?.toString() ?? e.message}`);
-    }
-  });
-  afterAll(async () => {
-    const admin = await adminClient();
-    try {
-      await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [roleName]);
-      await admin.query(`DROP OWNED BY ${roleName}`).catch(() => {});
-      await admin.query(`DROP ROLE IF EXISTS ${roleName}`);
-    } finally {
-      await admin.end();
-    }
-    await ctx?.close();
-  });
-
-  function roleUrl(): string {
-    const url = new URL(ADMIN_URL);
-    url.username = roleName;
-    url.password = encodeURIComponent(password);
-    return url.toString();
-  }
-
-  const FEATURES: Record<string, Record<string, string>> = {
-    // At the default STATUS_ESTIMATE_ABOVE (100000): the test queue is small, so counted.
-    'the queue snapshot': {},
-    'exact counts (STATUS_ESTIMATE_ABOVE=off)': { STATUS_ESTIMATE_ABOVE: 'off' },
-    'planner estimates (STATUS_ESTIMATE_ABOVE)': { STATUS_ESTIMATE_ABOVE: '1' },
-    'worker liveness (HEARTBEAT_TABLE)': { HEARTBEAT_TABLE: '<schema>.heartbeats' },
-    'per-blueprint metrics (BLUEPRINT_COLUMN)': { BLUEPRINT_COLUMN: 'blueprint', RUN_STARTED_COLUMN: 'started_at', RUN_FINISHED_COLUMN: 'finished_at' },
-    'flow (RUN_STARTED_COLUMN, RUN_FINISHED_COLUMN)': { RUN_STARTED_COLUMN: 'started_at', RUN_FINISHED_COLUMN: 'finished_at' },
-  };
-  const featureEnv = (env: Record<string, string>) =>
-    Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace('<schema>', ctx.db.schema)]));
-
-  for (const [transport, proxy] of [['the Neon driver through the bridge', 'bridge'], ['node-postgres over TCP', undefined]] as const) {
-    it(`the collector runs as the role with every feature, over ${transport}: every gauge right`, async () => {
-      const all = Object.assign({}, ...Object.values(FEATURES).map(featureEnv)) as Record<string, string>;
-      for (const extra of [...Object.values(FEATURES).map(featureEnv), all]) {
-        const env: Record<string, string | undefined> = { ...baseEnv(ctx, 'xyn_least'), DATABASE_URL: roleUrl(), ...extra };
-        if (proxy === undefined) env.DATABASE_WS_PROXY = undefined;
-        const run = await invokeCollect(env);
-        expectOk(run);
-        const scraped = await ctx.gateway.scrape();
-        expectKnownQueue(scraped, 'xyn_least');
-        if (extra.HEARTBEAT_TABLE) expect(scraped).toMatch(/^xyn_workers_alive\{[^}]*job="xyn_least"[^}]*\} 1$/m);
-        if (extra.BLUEPRINT_COLUMN) expect(scraped).toMatch(/^xyn_blueprint_run_count\{[^}]*job="xyn_least"/m);
-        if (extra.RUN_STARTED_COLUMN) expect(scraped).toMatch(/^xyn_runs_started_in_window\{[^}]*job="xyn_least"[^}]*\} 0$/m);
-        // Every part read: nothing degraded for want of a privilege.
-        expect(scraped).toMatch(/^xyn_collector_degraded\{[^}]*job="xyn_least"[^}]*\} 0$/m);
-      }
-    });
-  }
-
-  it('the role can do nothing else: no write, no other table, no DDL, no role attributes', async () => {
-    const client = new pg.Client({ connectionString: roleUrl() });
-    await client.connect();
-    try {
-      const s = `"${ctx.db.schema}"`;
-      // The role's sessions are read-only by default; even a read-write transaction may not write.
-      await expect(client.query(`INSERT INTO ${s}.runs (status) VALUES ('QUEUED')`)).rejects.toThrow(/read-only transaction/);
-      await client.query('BEGIN READ WRITE');
-      await expect(client.query(`INSERT INTO ${s}.runs (status) VALUES ('QUEUED')`)).rejects.toThrow(/permission denied for table runs/);
-      await client.query('ROLLBACK');
-      await client.query('BEGIN READ WRITE');
-      await expect(client.query(`UPDATE ${s}.runs SET status = 'FAILED'`)).rejects.toThrow(/permission denied/);
-      await client.query('ROLLBACK');
-      await client.query('BEGIN READ WRITE');
-      await expect(client.query(`CREATE TABLE ${s}.t (x int)`)).rejects.toThrow(/permission denied for schema/);
-      await client.query('ROLLBACK');
-      await expect(client.query(`SELECT * FROM ${s}.secrets_elsewhere`)).rejects.toThrow(/permission denied for table secrets_elsewhere/);
-      const attributes = await client.query(
-        `SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit FROM pg_roles WHERE rolname = current_user`,
-      );
-      expect(attributes.rows[0]).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false, rolconnlimit: 8 });
-      const grants = await client.query(
-        `SELECT table_name, privilege_type FROM information_schema.role_table_grants WHERE grantee = current_user ORDER BY 1, 2`,
-      );
-      expect(grants.rows).toEqual([
-        { table_name: 'heartbeats', privilege_type: 'SELECT' },
-        { table_name: 'runs', privilege_type: 'SELECT' },
-      ]);
-    } finally {
-      await client.end();
-    }
   });
 });
 

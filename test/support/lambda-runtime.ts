@@ -16,7 +16,6 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runEnv } from '../../scripts/support/test-run';
 
@@ -169,26 +168,22 @@ export interface RuntimeProcess {
 }
 
 /**
- * What the nodejs24.x runtime puts on NODE_PATH besides the task (its
- * /var/runtime/node_modules): the AWS SDK v3, which the bundles keep external.
- * Only @aws-sdk is linked in (from this project's devDependencies, when
- * installed); its own dependencies resolve from where it really lives.
+ * NODE_PATH as Lambda's nodejs24.x runtime sets it, with the task root in
+ * place of /var/task. None of the other directories exists here, so nothing
+ * resolves from them, not even the runtime's AWS SDK: the bundle must need
+ * no node_modules at all (lib/runtime/ssm.ts reads SSM without the SDK).
  */
-function runtimeModules(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'xyn-runtime-modules-'));
-  mkdirSync(path.join(dir, 'node_modules'));
-  symlinkSync(path.join(ROOT, 'node_modules', '@aws-sdk'), path.join(dir, 'node_modules', '@aws-sdk'));
-  return dir;
+export function lambdaNodePath(taskRoot: string): string {
+  return ['/opt/nodejs/node24/node_modules', '/opt/nodejs/node_modules', '/var/runtime/node_modules', '/var/runtime', taskRoot].join(':');
 }
 
 /**
  * Start the runtime client on `taskRoot` (an unzipped package) for `handler`,
  * with only the variables Lambda sets plus `env`: no PATH entries into this
- * project, no node_modules but the runtime's AWS SDK, as in the real runtime.
+ * project, no node_modules at all.
  */
 export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: string, handler: string, env: Record<string, string>): RuntimeProcess {
   const name = `xyn-metrics-dev-${handler.split('.')[0]!.split('/').pop()}`;
-  const modules = runtimeModules();
   const child: ChildProcess = spawn(RUNTIME_NODE, [client, handler], {
     cwd: taskRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -196,7 +191,7 @@ export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: st
       PATH: '/usr/local/bin:/usr/bin:/bin',
       LANG: 'en_US.UTF-8',
       TZ: ':UTC',
-      NODE_PATH: `${path.join(modules, 'node_modules')}:${taskRoot}`,
+      NODE_PATH: lambdaNodePath(taskRoot),
       LAMBDA_TASK_ROOT: taskRoot,
       _HANDLER: handler,
       AWS_LAMBDA_RUNTIME_API: api.address,
@@ -223,7 +218,6 @@ export function startRuntimeClient(client: string, api: RuntimeApi, taskRoot: st
     async stop() {
       if (!done) child.kill('SIGKILL');
       await exit;
-      rmSync(modules, { recursive: true, force: true });
     },
   };
 }

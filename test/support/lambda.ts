@@ -54,8 +54,10 @@ export async function withEnv<T>(vars: Record<string, string | undefined>, fn: (
 /** Capture everything written to stdout/stderr while `fn` runs (and still return its outcome). */
 export async function captureOutput<T>(fn: () => Promise<T>): Promise<{ output: string; result?: T; error?: unknown }> {
   let output = '';
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
+  // The functions themselves, not bound copies: restoring a bound copy would wrap write in one more
+  // bound function per call, a chain that grows (and is retained) for as long as the process lives.
+  const out = process.stdout.write;
+  const err = process.stderr.write;
   const grab = (chunk: unknown) => {
     output += typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString();
     return true;

@@ -31,12 +31,17 @@ export async function adminClient(url = ADMIN_URL): Promise<pg.Client> {
   return client;
 }
 
-export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
-  const client = await adminClient();
-  const schema = `${prefix}_${randomBytes(5).toString('hex')}`;
+/**
+ * A runs table in a schema of its own (`<prefix>_<random>`, or `schema`),
+ * created by `url`'s user, so owned by it: the superuser's by default, e.g. a
+ * managed database's admin for the least-privilege tests.
+ */
+export async function createTestDatabase(prefix = 't', { url = ADMIN_URL, schema: given }: { url?: string; schema?: string } = {}): Promise<TestDatabase> {
+  const client = await adminClient(url);
+  const schema = given ?? `${prefix}_${randomBytes(5).toString('hex')}`;
   await client.query(runsSchemaSql(schema));
   return {
-    url: ADMIN_URL,
+    url,
     schema,
     table: `${schema}.runs`,
     async query(sql, params) {

@@ -35,11 +35,11 @@ export interface CommandResult {
 }
 
 /**
- * Run promtool with `args` in `cwd`; never throws on a non-zero exit (the caller asserts).
- * `timeoutMs` only stops a hung promtool: alerts.test.yml takes 6-8 s of CPU, 11-17 s
- * of wall time on the shared 2-core machine, more when two test files run it at once.
+ * Run promtool with `args` in `cwd`; never throws on a non-zero exit (the caller asserts), and a kill is
+ * said as such. `timeoutMs` only stops a hung promtool: alerts.test.yml takes 6-8 s of CPU, 11-17 s of
+ * wall time on the shared 2-core machine, and a loaded one (seen: load 19) stretched it past 20 s.
  */
-export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 60_000): Promise<CommandResult> {
+export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 120_000): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(promtoolBinary(), args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
     let stdout = '';
@@ -47,7 +47,9 @@ export function runPromtool(args: string[], cwd = REPO_DIR, timeoutMs = 60_000):
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code, signal) =>
+      resolve({ code, stdout, stderr: signal ? `${stderr}\npromtool ${args.join(' ')} was killed (${signal}) after ${timeoutMs / 1000} s` : stderr }),
+    );
   });
 }
 

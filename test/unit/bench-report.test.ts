@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { spread } from '../../scripts/bench/cold';
 import {
+  COLD_SECRETS_END,
+  COLD_SECRETS_START,
+  coldSecretsSection,
   countRate,
+  renderColdSecrets,
+  replaceColdSecrets,
+  type ColdSecretsReport,
   judgeTargets,
   README_TABLE_END,
   README_TABLE_START,
@@ -114,5 +121,50 @@ describe('replaceReadmeTable', () => {
 
   it('refuses a README without the markers', () => {
     expect(() => replaceReadmeTable('# x\n', report([]))).toThrow(/markers/);
+  });
+});
+
+describe('the cold start with a secret from SSM (--cold-secrets)', () => {
+  const sp = (median: number) => ({ runs: 15, median, p25: median - 1, p75: median + 1, min: median - 2, max: median + 2 });
+  const t = (wall: number, cpu = wall / 2) => ({ wallMs: sp(wall), cpuMs: sp(cpu) });
+  const cold = (readAdds: number): ColdSecretsReport => ({
+    date: '2026-12-02T04:00:00.000Z',
+    command: 'npm run bench -- --cold-secrets --against /tmp/sdk',
+    machine: { cpus: 2, cpuModel: 'x', memGiB: 8, os: 'Linux', node: 'v24', loadBefore: [3, 2, 1], loadAfter: [3, 2, 1] },
+    sources: { 'no SDK (aws4), this tree': 'commit abc', 'AWS SDK v3 (import)': 'commit def' },
+    cold: {
+      runs: 15,
+      node: t(50),
+      variants: [
+        { label: 'no SDK (aws4), this tree', loadsSdk: false, require: t(90), plain: t(100), ssm: t(100 + readAdds), readAdds: t(readAdds) },
+        { label: 'AWS SDK v3 (import)', loadsSdk: true, require: t(90), plain: t(100), ssm: t(1100), readAdds: t(1000, 400) },
+      ],
+    },
+  });
+
+  it('spread: median, nearest-rank quartiles and range', () => {
+    expect(spread([5, 1, 4, 2, 3])).toEqual({ runs: 5, median: 3, p25: 2, p75: 4, min: 1, max: 5 });
+  });
+
+  it('renders both variants and judges the target on the SDK-free one', () => {
+    const met = renderColdSecrets(cold(12.5));
+    expect(met.startsWith(COLD_SECRETS_START) && met.endsWith(COLD_SECRETS_END)).toBe(true);
+    expect(met).toContain('| AWS SDK v3 (import) | 90.0 (89.0–91.0; 88.0–92.0) | 100 (99.0–101; 98.0–102) | 1100 (1099–1101; 1098–1102) | 1000 (999–1001; 998–1002) |');
+    expect(met).toContain('| AWS SDK v3 (import) | 45.0 (44.0–46.0; 43.0–47.0) | 50.0 (49.0–51.0; 48.0–52.0) | 550 (549–551; 548–552) | 400 (399–401; 398–402) |');
+    expect(met).toContain('no SDK (aws4), this tree: CPU time **met**, 6.25 ms (median); wall time **met**, 12.5 ms (median); against 400 ms CPU and 1000 ms wall for AWS SDK v3 (import).');
+    expect(renderColdSecrets(cold(80))).toContain('CPU time **met**, 40.0 ms (median); wall time **NOT met**, 80.0 ms (median)');
+    expect(renderColdSecrets({ ...cold(-3), cold: { ...cold(-3).cold } })).toContain('-3.00 (-4.00–-2.00');
+  });
+
+  it('goes before "## Targets" the first time, replaces itself after, and a full render keeps it', () => {
+    const page = '# Benchmarks\n\n## Figures\n\nx\n\n## Targets\n\nt\n';
+    const once = replaceColdSecrets(page, renderColdSecrets(cold(10)));
+    expect(once.indexOf(COLD_SECRETS_START)).toBeLessThan(once.indexOf('## Targets'));
+    expect(once.indexOf(COLD_SECRETS_START)).toBeGreaterThan(once.indexOf('## Figures'));
+    const twice = replaceColdSecrets(once, renderColdSecrets(cold(20)));
+    expect(twice.split(COLD_SECRETS_START)).toHaveLength(2);
+    expect(twice).toContain('wall time **met**, 20.0 ms (median)');
+    expect(replaceColdSecrets(page, coldSecretsSection(twice)!)).toBe(twice);
+    expect(coldSecretsSection(page)).toBeUndefined();
   });
 });

@@ -165,6 +165,36 @@ describe('parseConfig: malformed values get one line naming the variable, never 
     ['a host in the query, which the drivers would connect to instead', { DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn?host=db.remote.example&sslmode=disable' }, 'DATABASE_URL', /sets host in its query/],
     ['a password in the query', { DATABASE_URL: `postgresql://xyn@db.internal/xyn?password=${ENC}` }, 'DATABASE_URL', /sets password in its query/],
     ['plaintext opt-in not a flag', { DATABASE_ALLOW_PLAINTEXT: 'sure' }, 'DATABASE_ALLOW_PLAINTEXT', /true or false/],
+    // Issue 22: TLS as libpq does it.
+    ['verify-ca without sslrootcert (any public certificate, any name, would pass)', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=verify-ca` }, 'DATABASE_URL', /sslmode=verify-ca needs sslrootcert=<CA file>: without it any publicly issued certificate.*root certificate file does not exist/],
+    ['verify-ca with an empty sslrootcert', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?sslmode=verify-ca&sslrootcert=` }, 'DATABASE_URL', /sslmode=verify-ca needs sslrootcert/],
+    ['an unknown channel_binding', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?channel_binding=yes` }, 'DATABASE_URL', /channel_binding must be one of disable, prefer, require, got "yes"/],
+    ['channel_binding=require with sslmode=disable', { DATABASE_URL: `postgresql://xyn:${ENC}@127.0.0.1/xyn?sslmode=disable&channel_binding=require` }, 'DATABASE_URL', /channel_binding=require needs TLS but sslmode=disable turns it off/],
+    ['channel_binding=require for a Neon host (Neon\'s default string)', { DATABASE_URL: `postgresql://xyn:${ENC}@ep-x-123.eu-central-1.aws.neon.tech/xyn?sslmode=require&channel_binding=require` }, 'DATABASE_URL', /channel_binding=require cannot be honoured by the Neon driver.*set channel_binding=prefer/],
+    ['channel_binding=require through a wss:// proxy', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/xyn?channel_binding=require`, DATABASE_WS_PROXY: 'wss://proxy.example/v1' }, 'DATABASE_URL', /cannot be honoured by the Neon driver/],
+    // Issue 22: the connection string's edge cases.
+    ['a raw % in the password (a generated password)', { DATABASE_URL: `postgresql://xyn:Db-Pa55%word!@db.internal/xyn` }, 'DATABASE_URL', /^DATABASE_URL's password holds a "%" that is not followed by two hex digits: percent-encode the password \(a literal % is %25/],
+    ['a raw % at the end of the password', { DATABASE_URL: `postgresql://xyn:Db-Pa55word%@db.internal/xyn` }, 'DATABASE_URL', /DATABASE_URL's password holds a "%"/],
+    ['a percent-encoded password that is not UTF-8', { DATABASE_URL: `postgresql://xyn:Db-Pa55%FFword@db.internal/xyn` }, 'DATABASE_URL', /DATABASE_URL's password is percent-encoded but does not decode to UTF-8/],
+    ['a raw % in the user name', { DATABASE_URL: `postgresql://xyn%@db.internal/xyn` }, 'DATABASE_URL', /DATABASE_URL's user name holds a "%"/],
+    ['a raw % in the database name', { DATABASE_URL: `postgresql://xyn:${ENC}@db.internal/100%` }, 'DATABASE_URL', /DATABASE_URL's database name holds a "%"/],
+    ['a Unix socket in ?host=', { DATABASE_URL: 'postgresql://xyn@localhost/xyn?host=/var/run/postgresql' }, 'DATABASE_URL', /sets host in its query.*Unix socket's directory goes there percent-encoded, postgresql:\/\/user@%2Fvar%2Frun%2Fpostgresql\/db/],
+    ['TLS asked of a Unix socket', { DATABASE_URL: 'postgresql://xyn@%2Fvar%2Frun%2Fpostgresql/xyn?sslmode=verify-full' }, 'DATABASE_URL', /host is a Unix socket \(\/var\/run\/postgresql\), which carries no TLS, so sslmode=verify-full cannot be honoured/],
+    ['an sslrootcert for a Unix socket', { DATABASE_URL: 'postgresql://xyn@%2Fvar%2Frun%2Fpostgresql/xyn?sslrootcert=/etc/hostname' }, 'DATABASE_URL', /Unix socket.*so sslrootcert cannot be honoured/],
+    ['channel binding on a Unix socket', { DATABASE_URL: 'postgresql://xyn@%2Fvar%2Frun%2Fpostgresql/xyn?channel_binding=require' }, 'DATABASE_URL', /channel_binding=require needs TLS, which a Unix socket/],
+    ['the bridge to a Unix socket', { DATABASE_URL: 'postgresql://xyn@%2Ftmp/xyn', DATABASE_WS_PROXY: '127.0.0.1:8089/v1' }, 'DATABASE_WS_PROXY', /cannot reach DATABASE_URL's Unix socket \(\/tmp\)/],
+    // Issue 22: RDS IAM authentication.
+    ['IAM auth with a password in the URL', { DATABASE_URL: `postgresql://xyn:${ENC}@db.rds.example/xyn`, DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /DATABASE_URL holds a password but DATABASE_IAM_AUTH=true signs a token for each connection instead/],
+    ['IAM auth with sslmode=require', { DATABASE_URL: 'postgresql://xyn@db.rds.example/xyn?sslmode=require', DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /needs sslmode=verify-full in DATABASE_URL, got sslmode=require/],
+    ['IAM auth with verify-ca', { DATABASE_URL: 'postgresql://xyn@db.rds.example/xyn?sslmode=verify-ca&sslrootcert=/etc/ssl/certs/ca-certificates.crt', DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /needs sslmode=verify-full in DATABASE_URL, got sslmode=verify-ca/],
+    ['IAM auth to loopback without sslmode', { DATABASE_URL: 'postgresql://xyn@127.0.0.1/xyn', DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /got prefer \(the default for a loopback host\)/],
+    ['IAM auth without a user', { DATABASE_URL: 'postgresql://db.rds.example/xyn', DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /names no user/],
+    ['IAM auth without a region', { DATABASE_URL: 'postgresql://xyn@db.rds.example/xyn', DATABASE_IAM_AUTH: 'true', AWS_REGION: undefined }, 'DATABASE_IAM_REGION', /needs DATABASE_IAM_REGION \(or AWS_REGION\)/],
+    ['IAM auth with a region that is not one', { DATABASE_URL: 'postgresql://xyn@db.rds.example/xyn', DATABASE_IAM_AUTH: 'true', DATABASE_IAM_REGION: 'Frankfurt' }, 'DATABASE_IAM_REGION', /must be an AWS region such as eu-west-1/],
+    ['IAM auth for a Neon host', { DATABASE_URL: 'postgresql://xyn@ep-x-123.eu-central-1.aws.neon.tech/xyn', DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /is for RDS and Aurora over TCP/],
+    ['IAM auth over a Unix socket', { DATABASE_URL: 'postgresql://xyn@%2Ftmp/xyn', DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /is for RDS and Aurora over TCP/],
+    ['IAM auth with channel_binding=require', { DATABASE_URL: 'postgresql://xyn@db.rds.example/xyn?channel_binding=require', DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1' }, 'DATABASE_IAM_AUTH', /channel_binding=require cannot hold with DATABASE_IAM_AUTH=true/],
+    ['IAM auth not a flag', { DATABASE_IAM_AUTH: 'iam' }, 'DATABASE_IAM_AUTH', /true or false/],
     ['certificate checks turned off', { NODE_TLS_REJECT_UNAUTHORIZED: '0' }, 'NODE_TLS_REJECT_UNAUTHORIZED', /turns certificate checks off/],
   ])('%s', (_name, over, variable, expected) => {
     expect(configError(over, variable)).toMatch(expected);
@@ -210,6 +240,42 @@ describe('parseConfig: what is accepted', () => {
     expect(tls(`postgresql://xyn@db.internal/xyn?sslmode=verify-full&sslrootcert=${ca}`)).toEqual({ mode: 'verify-full', ca: pem });
     expect(tls('postgresql://xyn@db.internal/xyn?sslrootcert=system')).toEqual({ mode: 'verify-full', ca: undefined });
     expect(tls('postgresql://xyn@127.0.0.1/xyn?sslmode=disable')).toEqual({ mode: 'disable', ca: undefined });
+  });
+
+  it('reads channel_binding as libpq does: prefer by default, disable and require as written', () => {
+    const binding = (url: string, env: Env = {}) => parse({ DATABASE_URL: url, ...env }).database.channelBinding;
+    expect(binding('postgresql://xyn@db.internal/xyn')).toBe('prefer');
+    expect(binding('postgresql://xyn@db.internal/xyn?channel_binding=disable')).toBe('disable');
+    expect(binding('postgresql://xyn@db.internal/xyn?channel_binding=require')).toBe('require');
+    // libpq lets allow and prefer try: a session that ends up in plain text then fails at authentication.
+    expect(binding('postgresql://xyn@127.0.0.1/xyn?sslmode=prefer&channel_binding=require')).toBe('require');
+    // The Neon driver never binds; prefer (and disable) say nothing it cannot keep.
+    expect(binding('postgresql://xyn@ep-x-123.eu-central-1.aws.neon.tech/xyn?channel_binding=prefer')).toBe('prefer');
+  });
+
+  it('takes IPv6 literal hosts: [::1] is loopback, another is remote (verify-full by default)', () => {
+    const loopback = parse({ DATABASE_URL: `postgresql://xyn:${ENC}@[::1]:5432/xyn` }).database;
+    expect(loopback).toMatchObject({ host: '[::1]', tls: { mode: 'prefer' }, plaintextToRemote: false });
+    expect(parse({ DATABASE_URL: 'postgresql://xyn@[2001:db8::5]:5432/xyn' }).database.tls.mode).toBe('verify-full');
+    expect(() => parse({ DATABASE_URL: 'postgresql://xyn@[2001:db8::5]/xyn?sslmode=disable' })).toThrow(/may send the session to \[2001:db8::5\] in clear text/);
+  });
+
+  it('takes a Unix socket as libpq writes it in a URL: no TLS, local like loopback', () => {
+    const socket = parse({ DATABASE_URL: 'postgresql://xyn@%2Fvar%2Frun%2Fpostgresql:5433/xyn' }).database;
+    expect(socket).toMatchObject({ host: '/var/run/postgresql', tls: { mode: 'disable', ca: undefined }, plaintextToRemote: false });
+    // libpq ignores sslmode on a socket; the modes that do not promise TLS are accepted as such.
+    for (const mode of ['disable', 'allow', 'prefer']) {
+      expect(parse({ DATABASE_URL: `postgresql://xyn@%2Ftmp/xyn?sslmode=${mode}` }).database.tls.mode).toBe('disable');
+    }
+  });
+
+  it('RDS IAM authentication: the token\'s host, port, user and region; the database\'s own region when it differs', () => {
+    const iam = (url: string, env: Env = {}) => parse({ DATABASE_URL: url, DATABASE_IAM_AUTH: 'true', AWS_REGION: 'eu-west-1', ...env }).database.iam;
+    expect(iam('postgresql://xyn_metrics@db.abc.eu-west-1.rds.amazonaws.com/xyn')).toEqual({ region: 'eu-west-1', host: 'db.abc.eu-west-1.rds.amazonaws.com', port: 5432, user: 'xyn_metrics' });
+    expect(iam('postgresql://xyn@db.example:6432/xyn?sslmode=verify-full', { DATABASE_IAM_REGION: 'us-east-2' })).toEqual({ region: 'us-east-2', host: 'db.example', port: 6432, user: 'xyn' });
+    expect(iam('postgresql://xyn@[::1]:5432/xyn?sslmode=verify-full')).toMatchObject({ host: '::1', port: 5432 });
+    expect(parse().database.iam).toBeUndefined();
+    expect(parse({ DATABASE_IAM_AUTH: 'false', DATABASE_IAM_REGION: 'eu-west-1' }).database.iam).toBeUndefined();
   });
 
   it('lets a remote session go unencrypted only with DATABASE_ALLOW_PLAINTEXT=true, and marks it', () => {
@@ -296,5 +362,23 @@ describe('parseConfig: remote write', () => {
 
   it('without either sink the error names both', () => {
     expect(configError({ PUSHGATEWAY_URL: undefined }, 'PUSHGATEWAY_URL')).toContain('REMOTE_WRITE_URL');
+  });
+});
+
+describe('parseConfig: static labels never named like a metric\'s own label (issue 25)', () => {
+  it('refuses every label name a metric of the table carries, in PUSHGATEWAY_GROUPING and REMOTE_WRITE_LABELS', async () => {
+    const { METRIC_LABEL_NAMES } = await import('../../lib/metrics/definitions');
+    expect(METRIC_LABEL_NAMES).toEqual(expect.arrayContaining(['status', 'blueprint', 'quantile']));
+    for (const label of METRIC_LABEL_NAMES) {
+      const pushgateway = configError({ PUSHGATEWAY_GROUPING: `env=prod,${label}=prod` }, 'PUSHGATEWAY_GROUPING');
+      expect(pushgateway).toBe(
+        `PUSHGATEWAY_GROUPING label "${label}" is a label the metrics carry themselves (${METRIC_LABEL_NAMES.join(', ')}); choose another name, e.g. env or region`,
+      );
+      const remote = configError({ REMOTE_WRITE_URL: 'https://mimir.example/api/v1/push', REMOTE_WRITE_LABELS: `${label}=x` }, 'REMOTE_WRITE_LABELS');
+      expect(remote).toMatch(new RegExp(`^REMOTE_WRITE_LABELS label "${label}" is a label the metrics carry themselves`));
+    }
+    // Remote write falls back to the grouping labels: the same refusal, naming the variable that holds them.
+    expect(configError({ REMOTE_WRITE_URL: 'https://mimir.example/api/v1/push', PUSHGATEWAY_URL: '', PUSHGATEWAY_GROUPING: 'status=x' }, 'PUSHGATEWAY_GROUPING')).toMatch(/label "status"/);
+    expect(parse({ PUSHGATEWAY_GROUPING: 'env=prod,region=eu' }).sinks.pushgateway?.grouping).toEqual({ env: 'prod', region: 'eu' });
   });
 });

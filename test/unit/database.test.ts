@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config/parse';
-import { driverSettings, tlsAttempts, tlsOptions, transportFor, withoutSslParameters } from '../../lib/source/connection';
+import { driverSettings, driverUrl, tlsAttempts, tlsOptions, transportFor, withoutSslParameters } from '../../lib/source/connection';
 
 const config = (env: Record<string, string>) => parseConfig({ PUSHGATEWAY_URL: 'https://gw.example', ...env }).database;
 
@@ -48,5 +48,15 @@ describe('withoutSslParameters', () => {
     expect(withoutSslParameters('postgresql://u:p@h:5432/db?sslmode=require&sslrootcert=/ca.pem&application_name=x')).toBe(
       'postgresql://u:p@h:5432/db?application_name=x',
     );
+    // channel_binding is a client option here (enableChannelBinding and the require checks), not a URL parameter.
+    expect(withoutSslParameters('postgresql://u:p@h/db?channel_binding=require&sslmode=verify-full')).toBe('postgresql://u:p@h/db');
+  });
+
+  it('writes an IAM token in as the password, percent-encoded, so node-postgres sends exactly the token', async () => {
+    const token = 'db.example:5432/?Action=connect&DBUser=u&X-Amz-Credential=AKID%2F20240506%2Feu-west-1%2Frds-db%2Faws4_request&X-Amz-Signature=ab';
+    const url = driverUrl('postgresql://u@db.example:5432/xyn?sslmode=verify-full', token);
+    const { parse } = await import('pg-connection-string');
+    expect(parse(url)).toMatchObject({ user: 'u', password: token, host: 'db.example', port: '5432', database: 'xyn' });
+    expect(driverUrl('postgresql://u:p@h/db')).toBe('postgresql://u:p@h/db');
   });
 });

@@ -1,15 +1,23 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deploySettings as computeSettings, isLocal, type DeployAt } from '../../scripts/deploy/settings';
+import { deploySettings as computeSettings, isLocal, ROLES, type DeployAt, type DeploySettings, type Statement } from '../../scripts/deploy/settings';
 
-type Statement = { Action: string[]; Resource: unknown[]; Condition?: unknown };
 /** The old call shape: `local` is serverless offline, anything else a deploy (validated). */
-const deploySettings = (env: Record<string, string | undefined>, at: Omit<DeployAt, 'command'> & { local: boolean }) => {
-  const settings = computeSettings(env, { ...at, command: at.local ? 'local' : 'deploy' });
-  return { ...settings, iamStatements: settings.iamStatements as Statement[] };
-};
+const deploySettings = (env: Record<string, string | undefined>, at: Omit<DeployAt, 'command'> & { local: boolean }) =>
+  computeSettings(env, { ...at, command: at.local ? 'local' : 'deploy' });
+
+type Role = { Type: string; Properties: { AssumeRolePolicyDocument: { Statement: any[] }; Policies: { PolicyName: string; PolicyDocument: { Statement: Statement[] } }[] } };
+const role = (s: DeploySettings, which: keyof typeof ROLES) => s.roles[ROLES[which]] as Role | undefined;
+/** Every statement of a role's policies. */
+const statementsOf = (s: DeploySettings, which: keyof typeof ROLES) => role(s, which)!.Properties.Policies.flatMap((p) => p.PolicyDocument.Statement);
+const actionsOf = (s: DeploySettings, which: keyof typeof ROLES) => statementsOf(s, which).flatMap((st) => st.Action);
+/** The parameter names a role's ssm statement names, from its ARNs. */
+const parametersOf = (s: DeploySettings, which: keyof typeof ROLES) =>
+  statementsOf(s, which)
+    .filter((st) => st.Action.includes('ssm:GetParameters'))
+    .flatMap((st) => st.Resource.map((r) => (r as { 'Fn::Sub': string })['Fn::Sub'].replace(/^.*:parameter/, '')));
 
 const serviceDir = mkdtempSync(path.join(tmpdir(), 'xyn-deploy-settings-'));
 afterAll(() => rmSync(serviceDir, { recursive: true, force: true }));
@@ -52,8 +60,9 @@ describe('deploy settings', () => {
     const s = deploy({ PUSHGATEWAY_AUTH: 'bearer', DATABASE_URL_SSM_PARAMETER: '/team/db-url' });
     expect(s.parameters).toEqual(['/team/db-url', '/xyn-metrics/prod/pushgateway-token']);
     expect(s.collect.environment.DATABASE_URL_SSM_PARAMETER).toBe('/team/db-url');
-    const [ssm, kms] = s.iamStatements;
-    expect(ssm!.Action).toEqual(['ssm:GetParameter', 'ssm:GetParameters']);
+    const [ssm, kms] = statementsOf(s, 'collect').filter((st) => !st.Action.some((a) => a.startsWith('logs:')));
+    // The one call the functions make (lib/runtime/secrets.ts: one GetParameters for every name).
+    expect(ssm!.Action).toEqual(['ssm:GetParameters']);
     expect(ssm!.Resource).toEqual([
       { 'Fn::Sub': 'arn:${AWS::Partition}:ssm:eu-central-1:${AWS::AccountId}:parameter/team/db-url' },
       { 'Fn::Sub': 'arn:${AWS::Partition}:ssm:eu-central-1:${AWS::AccountId}:parameter/xyn-metrics/prod/pushgateway-token' },
@@ -91,7 +100,7 @@ describe('deploy settings', () => {
     expect(Object.keys(s.collect.environment).filter((k) => k.endsWith('_SSM_PARAMETER'))).toEqual([]);
     expect(Object.keys(s.metrics.environment).filter((k) => k.endsWith('_SSM_PARAMETER'))).toEqual([]);
     expect(s.collect.environment.DATABASE_WS_PROXY).toBe('ws://127.0.0.1:1');
-    expect(s.iamStatements).toEqual([]);
+    expect(s.roles).toEqual({});
   });
 
   it('a remote wss:// proxy and the plain-text opt-in reach both deployed functions', () => {
@@ -132,6 +141,33 @@ describe('deploy settings', () => {
     expect(() => deploy({ DATABASE_CA_FILE: '/etc/ssl/certs/rds.pem' })).toThrow(/DATABASE_CA_FILE must be a file inside the project/);
   });
 
+  it('RDS IAM authentication: both functions get it, the role may rds-db:connect as exactly that user of exactly that database', () => {
+    const s = deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABCDEFGHIJKLMNOPQRSTUVWXY0', DATABASE_IAM_USER: 'xyn_metrics', METRICS_ENDPOINT: 'on' });
+    for (const fn of [s.collect, s.metrics]) {
+      expect(fn.environment.DATABASE_IAM_AUTH).toBe('true');
+      expect(fn.environment).not.toHaveProperty('DATABASE_IAM_RESOURCE_ID');
+      expect(fn.environment).not.toHaveProperty('DATABASE_IAM_USER');
+    }
+    const statement = { Effect: 'Allow', Action: ['rds-db:connect'], Resource: [{ 'Fn::Sub': 'arn:${AWS::Partition}:rds-db:eu-central-1:${AWS::AccountId}:dbuser:db-ABCDEFGHIJKLMNOPQRSTUVWXY0/xyn_metrics' }] };
+    // Each function's own role: both connect to the database.
+    for (const which of ['collect', 'metrics'] as const) {
+      expect(statementsOf(s, which).filter((st) => st.Action.includes('rds-db:connect')), which).toEqual([statement]);
+    }
+    // A database in another region than the stack: the token and the ARN name its region.
+    const other = deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_REGION: 'us-east-1', DATABASE_IAM_RESOURCE_ID: 'cluster-ABC123', DATABASE_IAM_USER: 'xyn' });
+    expect(JSON.stringify(statementsOf(other, 'collect'))).toContain('rds-db:us-east-1:${AWS::AccountId}:dbuser:cluster-ABC123/xyn');
+    expect(actionsOf(deploy({}), 'collect')).not.toContain('rds-db:connect');
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_USER: 'xyn' })).toThrow(/DATABASE_IAM_AUTH=true needs DATABASE_IAM_RESOURCE_ID, the database's resource id/);
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'mydb', DATABASE_IAM_USER: 'xyn' })).toThrow(/DATABASE_IAM_RESOURCE_ID/);
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABC' })).toThrow(/DATABASE_IAM_AUTH=true needs DATABASE_IAM_USER/);
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABC', DATABASE_IAM_USER: '*' })).toThrow(/DATABASE_IAM_USER/);
+    expect(() => deploy({ DATABASE_IAM_RESOURCE_ID: 'db-ABC' })).toThrow(/DATABASE_IAM_RESOURCE_ID is set but DATABASE_IAM_AUTH is not true/);
+    // What the function refuses, the deploy refuses: IAM tokens go over TCP with verify-full only.
+    expect(() => deploy({ DATABASE_IAM_AUTH: 'true', DATABASE_IAM_RESOURCE_ID: 'db-ABC', DATABASE_IAM_USER: 'xyn', DATABASE_WS_PROXY: 'wss://proxy.example/v1' })).toThrow(
+      /DATABASE_IAM_AUTH=true is for RDS and Aurora over TCP.*\(the collect function would refuse it/,
+    );
+  });
+
   it('remote write: its settings and secrets go to collect only; SigV4 may write to the one AMP workspace', () => {
     const arn = 'arn:aws:aps:eu-central-1:123456789012:workspace/ws-0123abcd';
     const s = deploySettings(
@@ -151,8 +187,9 @@ describe('deploy settings', () => {
     );
     expect(s.collect.environment).not.toHaveProperty('PUSHGATEWAY_URL');
     expect(Object.keys(s.metrics.environment).filter((k) => k.startsWith('REMOTE_WRITE'))).toEqual([]);
-    expect(s.iamStatements.at(-1)).toEqual({ Effect: 'Allow', Action: ['aps:RemoteWrite'], Resource: [arn] });
-    expect(deploy({}).iamStatements.flatMap((st) => st.Action)).not.toContain('aps:RemoteWrite');
+    expect(statementsOf(s, 'collect').at(-1)).toEqual({ Effect: 'Allow', Action: ['aps:RemoteWrite'], Resource: [arn] });
+    expect(actionsOf(s, 'metrics')).not.toContain('aps:RemoteWrite');
+    expect(actionsOf(deploy({}), 'collect')).not.toContain('aps:RemoteWrite');
     expect(() => deploy({ REMOTE_WRITE_SIGV4: 'true' })).toThrow(/REMOTE_WRITE_SIGV4=true needs AMP_WORKSPACE_ARN/);
     expect(deploy({ REMOTE_WRITE_URL: 'https://rw.example/api/v1/write', REMOTE_WRITE_AUTH: 'basic', REMOTE_WRITE_USERNAME: 'w' }).collect.environment).toMatchObject({
       REMOTE_WRITE_USERNAME: 'w',
@@ -174,6 +211,9 @@ describe('deploy settings from the settings table (issue 19)', () => {
   const SAMPLE: Record<string, string> = {
     DATABASE_WS_PROXY: 'wss://proxy.example/v1',
     DATABASE_ALLOW_PLAINTEXT: 'true',
+    // Off here: IAM authentication refuses DATABASE_WS_PROXY; its own test is above.
+    DATABASE_IAM_AUTH: 'false',
+    DATABASE_IAM_REGION: 'eu-west-1',
     RUNS_TABLE: 'xyn.runs',
     DB_STATEMENT_TIMEOUT_MS: '4000',
     DB_LOCK_TIMEOUT_MS: '1500',
@@ -196,6 +236,7 @@ describe('deploy settings from the settings table (issue 19)', () => {
     PUSH_RETRIES: '1',
     MAX_EVENT_AGE_SECONDS: '120',
     SECRETS_CACHE_SECONDS: '120',
+    SECRETS_STALE_SECONDS: '1800',
     SAMPLES_PER_INVOCATION: '1',
     SCHEDULE_PERIOD_SECONDS: '60',
     HEARTBEAT_TABLE: 'xyn.heartbeats',
@@ -291,5 +332,170 @@ describe('stage settings (stages/<stage>.env)', () => {
     expect(s.region).toBe('eu-west-1');
     expect(s.collect.environment).toEqual({ DATABASE_URL_SSM_PARAMETER: '/xyn-metrics/prod/database-url' });
     expect(() => computeSettings({}, at({ AWS_REGION: 'eu-west-1' }, 'package'))).toThrow(/PUSHGATEWAY_URL \(or REMOTE_WRITE_URL\) must be set, in stages\/prod.env/);
+  });
+});
+
+describe('one role per function (issue 20)', () => {
+  const logGroup = (fn: string) => `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:/aws/lambda/xyn-metrics-prod-${fn}`;
+
+  it('collect\'s role: its own log group, its own secrets, decrypt via SSM; nothing of the metrics function', () => {
+    const s = deploy({ PUSHGATEWAY_AUTH: 'bearer', METRICS_ENDPOINT: 'on' });
+    expect(statementsOf(s, 'collect')).toEqual([
+      { Effect: 'Allow', Action: ['logs:CreateLogGroup', 'logs:CreateLogStream'], Resource: [{ 'Fn::Sub': `${logGroup('collect')}:*` }] },
+      { Effect: 'Allow', Action: ['logs:PutLogEvents'], Resource: [{ 'Fn::Sub': `${logGroup('collect')}:*:*` }] },
+      {
+        Effect: 'Allow',
+        Action: ['ssm:GetParameters'],
+        Resource: ['database-url', 'pushgateway-token'].map((name) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:eu-central-1:\${AWS::AccountId}:parameter/xyn-metrics/prod/${name}` })),
+      },
+      {
+        Effect: 'Allow',
+        Action: ['kms:Decrypt'],
+        Resource: [{ 'Fn::Sub': 'arn:${AWS::Partition}:kms:eu-central-1:${AWS::AccountId}:key/*' }],
+        Condition: { StringEquals: { 'kms:ViaService': 'ssm.eu-central-1.amazonaws.com' } },
+      },
+    ]);
+    const trust = role(s, 'collect')!.Properties.AssumeRolePolicyDocument.Statement;
+    expect(trust).toEqual([{ Effect: 'Allow', Principal: { Service: ['lambda.amazonaws.com'] }, Action: ['sts:AssumeRole'] }]);
+  });
+
+  it('the metrics function\'s role: the database URL and its token, its own log group; never a sink\'s secret or remote write', () => {
+    const arn = 'arn:aws:aps:eu-central-1:123456789012:workspace/ws-0123abcd';
+    const s = deploy({
+      PUSHGATEWAY_AUTH: 'basic', PUSHGATEWAY_USERNAME: 'p', METRICS_ENDPOINT: 'on',
+      REMOTE_WRITE_URL: 'https://aps-workspaces.eu-central-1.amazonaws.com/workspaces/ws-0123abcd/api/v1/remote_write', REMOTE_WRITE_SIGV4: 'true', AMP_WORKSPACE_ARN: arn,
+    });
+    expect(parametersOf(s, 'metrics')).toEqual(['/xyn-metrics/prod/database-url', '/xyn-metrics/prod/metrics-bearer-token']);
+    expect(parametersOf(s, 'collect')).toEqual(['/xyn-metrics/prod/database-url', '/xyn-metrics/prod/pushgateway-password']);
+    expect(actionsOf(s, 'collect')).toContain('aps:RemoteWrite');
+    expect(actionsOf(s, 'metrics').sort()).toEqual(['kms:Decrypt', 'logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents', 'ssm:GetParameters']);
+    const resources = JSON.stringify(statementsOf(s, 'metrics'));
+    expect(resources).toContain('/aws/lambda/xyn-metrics-prod-metrics:');
+    expect(resources).not.toContain('-collect');
+    expect(JSON.stringify(statementsOf(s, 'collect'))).not.toContain('-metrics:');
+  });
+
+  it('no metrics role without the metrics function; the scheduler\'s role only with COLLECT_SCHEDULE_METHOD=scheduler', () => {
+    expect(Object.keys(deploy({}).roles)).toEqual([ROLES.collect]);
+    expect(Object.keys(deploy({ METRICS_ENDPOINT: 'on' }).roles).sort()).toEqual([ROLES.collect, ROLES.metrics].sort());
+    const s = deploy({ COLLECT_SCHEDULE_METHOD: 'scheduler' });
+    expect(Object.keys(s.roles).sort()).toEqual([ROLES.collect, ROLES.scheduler].sort());
+  });
+
+  it('EventBridge Scheduler\'s role may only invoke collect, and only Scheduler in this account may assume it', () => {
+    const s = deploy({ COLLECT_SCHEDULE_METHOD: 'scheduler' });
+    expect(statementsOf(s, 'scheduler')).toEqual([{ Effect: 'Allow', Action: ['lambda:InvokeFunction'], Resource: [{ 'Fn::GetAtt': ['CollectLambdaFunction', 'Arn'] }] }]);
+    expect(role(s, 'scheduler')!.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      {
+        Effect: 'Allow',
+        Principal: { Service: ['scheduler.amazonaws.com'] },
+        Action: ['sts:AssumeRole'],
+        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      },
+    ]);
+    // The functions' roles stay Lambda's alone.
+    expect(JSON.stringify(role(s, 'collect')!.Properties.AssumeRolePolicyDocument)).not.toContain('scheduler');
+    expect(actionsOf(s, 'collect')).not.toContain('lambda:InvokeFunction');
+  });
+
+  it('every other command computes the same roles without refusing what only a deploy needs', () => {
+    const s = computeSettings({}, { region: 'eu-west-1', stage: 'prod', command: 'other', serviceDir });
+    expect(parametersOf(s, 'collect')).toEqual(['/xyn-metrics/prod/database-url']);
+  });
+});
+
+describe('VPC (issue 20)', () => {
+  const SUBNETS = 'subnet-0a1b2c3d4e5f60718, subnet-12345678';
+  const GROUPS = 'sg-0123456789abcdef0';
+
+  it('both settings put both functions in those subnets with those security groups; neither is no VPC', () => {
+    const s = deploy({ VPC_SUBNET_IDS: SUBNETS, VPC_SECURITY_GROUP_IDS: GROUPS, METRICS_ENDPOINT: 'on' });
+    expect(s.vpc).toEqual({ subnetIds: ['subnet-0a1b2c3d4e5f60718', 'subnet-12345678'], securityGroupIds: ['sg-0123456789abcdef0'] });
+    expect(deploy({}).vpc).toBe(false);
+    expect(deploy({ VPC_SUBNET_IDS: '', VPC_SECURITY_GROUP_IDS: ' ' }).vpc).toBe(false);
+  });
+
+  it('in a VPC each function\'s role may manage its network interfaces (the EC2 actions Lambda needs), outside one it may not', () => {
+    const eni = ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'];
+    const s = deploy({ VPC_SUBNET_IDS: SUBNETS, VPC_SECURITY_GROUP_IDS: GROUPS, METRICS_ENDPOINT: 'on', COLLECT_SCHEDULE_METHOD: 'scheduler' });
+    for (const fn of ['collect', 'metrics'] as const) {
+      expect(statementsOf(s, fn).filter((st) => st.Action.some((a) => a.startsWith('ec2:')))).toEqual([{ Effect: 'Allow', Action: eni, Resource: ['*'] }]);
+      // No logs:* on every group, as AWSLambdaVPCAccessExecutionRole would give.
+      expect(statementsOf(s, fn).filter((st) => st.Resource.includes('*')).flatMap((st) => st.Action)).toEqual(eni);
+    }
+    expect(actionsOf(s, 'scheduler')).toEqual(['lambda:InvokeFunction']);
+    const plain = deploy({ METRICS_ENDPOINT: 'on' });
+    for (const fn of ['collect', 'metrics'] as const) expect(actionsOf(plain, fn).filter((a) => a.startsWith('ec2:'))).toEqual([]);
+  });
+
+  it('refuses one without the other, ids of the wrong shape, too many, and one twice, naming the setting', () => {
+    expect(() => deploy({ VPC_SUBNET_IDS: SUBNETS })).toThrow(/^VPC_SUBNET_IDS is set but VPC_SECURITY_GROUP_IDS is not/);
+    expect(() => deploy({ VPC_SECURITY_GROUP_IDS: GROUPS })).toThrow(/^VPC_SECURITY_GROUP_IDS is set but VPC_SUBNET_IDS is not/);
+    expect(() => deploy({ VPC_SUBNET_IDS: 'subnet-0a1b2c3d4e5f60718,sg-12345678', VPC_SECURITY_GROUP_IDS: GROUPS })).toThrow(/^VPC_SUBNET_IDS: "sg-12345678" is not a subnet id/);
+    expect(() => deploy({ VPC_SUBNET_IDS: SUBNETS, VPC_SECURITY_GROUP_IDS: 'sg-xyz' })).toThrow(/^VPC_SECURITY_GROUP_IDS: "sg-xyz" is not a security group id/);
+    expect(() => deploy({ VPC_SUBNET_IDS: 'subnet-12345678 subnet-87654321', VPC_SECURITY_GROUP_IDS: GROUPS })).toThrow(/is not a subnet id/);
+    const six = Array.from({ length: 6 }, (_, i) => `sg-0000000${i}`).join(',');
+    expect(() => deploy({ VPC_SUBNET_IDS: SUBNETS, VPC_SECURITY_GROUP_IDS: six })).toThrow(/^VPC_SECURITY_GROUP_IDS takes at most 5 items, got 6/);
+    expect(() => deploy({ VPC_SUBNET_IDS: 'subnet-12345678,subnet-12345678', VPC_SECURITY_GROUP_IDS: GROUPS })).toThrow(/^VPC_SUBNET_IDS names subnet-12345678 twice/);
+  });
+
+  it('outside deploy and package a half-set pair is no VPC, not an error', () => {
+    const s = computeSettings({ VPC_SUBNET_IDS: SUBNETS }, { region: 'eu-west-1', stage: 'prod', command: 'other', serviceDir });
+    expect(s.vpc).toBe(false);
+  });
+});
+
+describe('reserved concurrency and the scrape throttle (issue 20, issue 25)', () => {
+  it('collect reserves 1 and the metrics function 2 by default; none reserves nothing', () => {
+    expect(deploy({}).reservedConcurrency).toEqual({ collect: { reservedConcurrency: 1 } });
+    expect(deploy({ METRICS_ENDPOINT: 'on' }).reservedConcurrency).toEqual({ collect: { reservedConcurrency: 1 }, metrics: { reservedConcurrency: 2 } });
+    expect(deploy({ COLLECT_RESERVED_CONCURRENCY: 'none', METRICS_ENDPOINT: 'on', METRICS_RESERVED_CONCURRENCY: 'NONE' }).reservedConcurrency).toEqual({});
+    expect(deploy({ COLLECT_RESERVED_CONCURRENCY: '3', METRICS_ENDPOINT: 'on', METRICS_RESERVED_CONCURRENCY: 'none' }).reservedConcurrency).toEqual({ collect: { reservedConcurrency: 3 } });
+  });
+
+  it('0 is refused (to Lambda it means run nothing), and so is anything but a number or none', () => {
+    expect(() => deploy({ COLLECT_RESERVED_CONCURRENCY: '0' })).toThrow(/^COLLECT_RESERVED_CONCURRENCY=0 would stop every invocation .*set COLLECT_RESERVED_CONCURRENCY=none/);
+    expect(() => deploy({ METRICS_ENDPOINT: 'on', METRICS_RESERVED_CONCURRENCY: '0' })).toThrow(/^METRICS_RESERVED_CONCURRENCY=0 would stop every invocation/);
+    expect(() => deploy({ COLLECT_RESERVED_CONCURRENCY: 'off' })).toThrow(/^COLLECT_RESERVED_CONCURRENCY must be a whole number or "none", got "off"/);
+    expect(() => deploy({ COLLECT_RESERVED_CONCURRENCY: '1001' })).toThrow(/^COLLECT_RESERVED_CONCURRENCY must be between 1 and 1000/);
+  });
+
+  it('the HTTP API throttle has defaults and bounds, and belongs to the metrics function', () => {
+    expect(deploy({ METRICS_ENDPOINT: 'on' }).metrics.throttle).toEqual({ rate: 1, burst: 5 });
+    expect(deploy({ METRICS_ENDPOINT: 'on', METRICS_THROTTLE_RATE: '20', METRICS_THROTTLE_BURST: '40' }).metrics.throttle).toEqual({ rate: 20, burst: 40 });
+    expect(() => deploy({ METRICS_ENDPOINT: 'on', METRICS_THROTTLE_RATE: '0' })).toThrow(/^METRICS_THROTTLE_RATE must be between 1 and 10000, got 0/);
+    expect(() => deploy({ METRICS_ENDPOINT: 'on', METRICS_THROTTLE_BURST: '5001' })).toThrow(/^METRICS_THROTTLE_BURST must be between 1 and 5000/);
+    for (const name of ['METRICS_RESERVED_CONCURRENCY', 'METRICS_THROTTLE_RATE', 'METRICS_THROTTLE_BURST']) {
+      expect(() => deploy({ [name]: '3' })).toThrow(new RegExp(`^${name} is set but METRICS_ENDPOINT is not on`));
+    }
+  });
+});
+
+describe('the committed example of a prod stage (stages/prod.example.env)', () => {
+  const root = path.resolve(import.meta.dirname, '../..');
+
+  it('parses, deploys as it is (with the environment empty), and holds no secret', async () => {
+    const { parseStageFile } = await import('../../scripts/deploy/settings');
+    const file = 'stages/prod.example.env';
+    const example = parseStageFile(readFileSync(path.join(root, file), 'utf8'), file);
+    expect(example).toMatchObject({ AWS_REGION: 'eu-west-1', PUSHGATEWAY_URL: 'https://pushgateway.example.com', PUSHGATEWAY_AUTH: 'bearer' });
+    const s = computeSettings({}, { stage: 'prod', command: 'deploy', serviceDir: root, stageSettings: example, stageFile: file });
+    expect(s.collect.environment).toMatchObject({ PUSHGATEWAY_TOKEN_SSM_PARAMETER: '/xyn-metrics/prod/pushgateway-token' });
+    expect(s.reservedConcurrency).toEqual({ collect: { reservedConcurrency: 1 } });
+  });
+
+  it('its commented-out lines are valid settings too, once uncommented', async () => {
+    const { parseStageFile } = await import('../../scripts/deploy/settings');
+    const source = readFileSync(path.join(root, 'stages/prod.example.env'), 'utf8');
+    const uncommented = source
+      .split('\n')
+      .map((line) => line.replace(/^# ?(?=[A-Z][A-Z0-9_]*=)/, ''))
+      // The CA bundles are the user's files, not in the repository.
+      .filter((line) => !/^(PUSHGATEWAY|DATABASE)_CA_FILE=/.test(line))
+      .join('\n');
+    const settings = parseStageFile(uncommented, 'stages/prod.example.env');
+    expect(Object.keys(settings)).toEqual(expect.arrayContaining(['VPC_SUBNET_IDS', 'VPC_SECURITY_GROUP_IDS', 'DATABASE_URL_SSM_PARAMETER', 'METRICS_THROTTLE_RATE']));
+    const s = computeSettings({}, { stage: 'prod', command: 'deploy', serviceDir: root, stageSettings: { ...settings, METRICS_ENDPOINT: 'on' }, stageFile: 'x' });
+    expect(s.vpc).not.toBe(false);
   });
 });

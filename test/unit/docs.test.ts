@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { setting, SETTING_NAMES } from '../../lib/config/settings';
+import { BEGIN, END, settingsTable } from '../../scripts/docs/settings-table';
 import { buildRegistry } from '../../lib/metrics/registry';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -53,6 +54,13 @@ function readmeConfigurationRows(): Row[] {
       return { names: [...names.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!), defaults, meaning };
     });
 }
+
+describe('README configuration table', () => {
+  it('is the settings table, as npm run docs writes it', () => {
+    const readme = read('README.md');
+    expect(readme.slice(readme.indexOf(BEGIN), readme.indexOf(END) + END.length), 'run npm run docs').toBe(settingsTable());
+  });
+});
 
 describe('README configuration tables', () => {
   const rows = readmeConfigurationRows();
@@ -107,7 +115,7 @@ describe('README on a failed database read', () => {
 
 describe('docs/failure-modes.md', () => {
   it('its alert table names every alert of monitoring/alerts.yml, and no other', () => {
-    const alerts = [...read('monitoring/alerts.yml').matchAll(/^\s+- alert: (\w+)/gm)].map((m) => m[1]!).sort();
+    const alerts = [...new Set([...read('monitoring/alerts.yml').matchAll(/^\s+- alert: (\w+)/gm)].map((m) => m[1]!))].sort();
     const doc = read('docs/failure-modes.md');
     const table = doc.slice(doc.indexOf('\n## Alerts\n'), doc.indexOf('\n## ', doc.indexOf('\n## Alerts\n') + 1));
     const named = [...new Set([...table.matchAll(/^\| (.*?) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`(Xyn\w+)`/g)].map((n) => n[1]!)))].sort();
@@ -119,5 +127,42 @@ describe('docs/failure-modes.md', () => {
       .split('\n')
       .find((line) => line.startsWith('| HTTP 400 |'));
     expect(row).toContain('`XynPushRejected`');
+  });
+});
+
+describe('every name the docs use exists (issue 24)', () => {
+  const docs = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  if (readdirSync(ROOT).includes('CONTRIBUTING.md')) docs.push('CONTRIBUTING.md');
+  const text = docs.map((d) => `\n<!-- ${d} -->\n${read(d)}`).join('\n');
+  const code = [...sources('lib'), ...sources('functions'), ...sources('scripts'), ...sources('test/support'), read('vitest.config.ts')].join('\n');
+  /** Variables of the platform, of the test harness and of the tools (and CloudFormation stack statuses): not the collector's settings. */
+  const OTHER_VARIABLES = /^(AWS_|NODE_|LAMBDA_|TEST_|PG_BIN|CHAOS_|SOAK_|BENCH_|XYN_TEST_RUN$|PUSHGATEWAY_BIN$|PROMETHEUS_BIN$|PROMTOOL_BIN$|X_SSM_PARAMETER$|(CREATE|UPDATE|DELETE|ROLLBACK)_[A-Z_]+$)/;
+
+  it('every setting-like name is a setting, a secret\'s X_SSM_PARAMETER, another program\'s variable, or a constant of the code', () => {
+    const names = new Set([...text.matchAll(/`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?==|`)/g)].map((m) => m[1]!));
+    const unknown = [...names].filter((name) => {
+      if ((SETTING_NAMES as string[]).includes(name)) return false;
+      const base = name.replace(/_SSM_PARAMETER$/, '');
+      if (base !== name && (SETTING_NAMES as string[]).includes(base) && setting(base as never).secret) return false;
+      if (OTHER_VARIABLES.test(name)) return false;
+      return !new RegExp(`\\b(?:const|let)\\s+${name}\\b`).test(code);
+    });
+    expect(unknown.sort(), 'named in the docs, known to nothing').toEqual([]);
+  });
+
+  it('every metric they name is in the metric table', async () => {
+    const { METRICS } = await import('../../lib/metrics/definitions');
+    const metrics = new Set(Object.values(METRICS).map((m) => m.name));
+    // xyn_metrics is the default job; xyn_pusher a user name in an example; xyn_threshold:… a recorded series.
+    const named = [...new Set([...text.matchAll(/\bxyn_[a-z_]*[a-z](?![a-z_:])/g)].map((m) => m[0]))];
+    expect(named.filter((n) => !metrics.has(n) && !['xyn_metrics', 'xyn_pusher'].includes(n)).sort()).toEqual([]);
+  });
+
+  it('every alert they name is in the alert rules', () => {
+    const alerts = new Set(
+      ['monitoring/alerts.yml', 'monitoring/rules-remote-write.yml'].flatMap((f) => [...read(f).matchAll(/^\s+- alert: (\w+)/gm)].map((m) => m[1]!)),
+    );
+    const named = [...new Set([...text.matchAll(/\bXyn[A-Z][A-Za-z]+/g)].map((m) => m[0]))];
+    expect(named.filter((n) => !alerts.has(n)).sort()).toEqual([]);
   });
 });

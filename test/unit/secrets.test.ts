@@ -109,12 +109,50 @@ describe('resolveSecrets', () => {
     expect(store.calls).toHaveLength(3);
   });
 
+  it('when SSM cannot be read, a cached value serves up to SECRETS_STALE_SECONDS, with a warning; then, or after a refusal, it fails (issue 20)', async () => {
+    const store = fakeStore({ [DB]: 'postgresql://u:one@h/db', [TOKEN]: 'tok-123456789' });
+    const env = { DATABASE_URL_SSM_PARAMETER: DB, PUSHGATEWAY_TOKEN_SSM_PARAMETER: TOKEN, SECRETS_CACHE_SECONDS: '60', SECRETS_STALE_SECONDS: '600' };
+    let now = 2_000_000;
+    let down = false;
+    const fetchParameters: FetchParameters = async (names, deadline, e) => {
+      if (down) throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+      return store.fetchParameters(names, deadline, e);
+    };
+    const warnings: unknown[] = [];
+    const options = { fetchParameters, now: () => now, onStale: (w: unknown) => warnings.push(w) };
+    await resolveSecrets(env, deadlineIn(1000), options);
+    down = true;
+    now += 120_000;
+    expect((await resolveSecrets(env, deadlineIn(1000), options)).DATABASE_URL).toBe('postgresql://u:one@h/db');
+    expect(warnings).toEqual([{ variables: ['DATABASE_URL', 'PUSHGATEWAY_TOKEN'], oldestAgeSeconds: 120, error: expect.stringMatching(/ThrottlingException: Rate exceeded/) }]);
+    // A refused credential is not served again from the cache.
+    const refused = await resolveSecrets(env, deadlineIn(1000), { ...options, refresh: true }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(SecretsError);
+    expect((refused as SecretsError).missing).toEqual(['DATABASE_URL', 'PUSHGATEWAY_TOKEN']);
+    // Past SECRETS_STALE_SECONDS nothing is left: the error says what is missing, nothing is resolved.
+    now += 600_000;
+    const gone = await resolveSecrets(env, deadlineIn(1000), options).catch((e: unknown) => e);
+    expect(gone).toBeInstanceOf(SecretsError);
+    expect((gone as SecretsError).missing).toEqual(['DATABASE_URL', 'PUSHGATEWAY_TOKEN']);
+    expect((gone as SecretsError).resolved).toEqual({});
+    expect(warnings).toHaveLength(1);
+    // SECRETS_STALE_SECONDS=0: never past the refresh.
+    clearSecretsCache();
+    down = false;
+    await resolveSecrets({ ...env, SECRETS_STALE_SECONDS: '0' }, deadlineIn(1000), options);
+    down = true;
+    now += 61_000;
+    await expect(resolveSecrets({ ...env, SECRETS_STALE_SECONDS: '0' }, deadlineIn(1000), options)).rejects.toThrow(SecretsError);
+  });
+
   it('a missing parameter names the parameter and the variable; a String is refused; a failed call names every parameter', async () => {
     const env = { DATABASE_URL_SSM_PARAMETER: DB, PUSHGATEWAY_TOKEN_SSM_PARAMETER: TOKEN };
     const missing = fakeStore({ [DB]: 'postgresql://u:p@h/db' });
-    await expect(resolveSecrets(env, deadlineIn(1000), { fetchParameters: missing.fetchParameters })).rejects.toThrow(
-      new SecretsError(`SSM parameter ${TOKEN} (for PUSHGATEWAY_TOKEN) does not exist in this account and region, or the name is wrong`),
-    );
+    await expect(resolveSecrets(env, deadlineIn(1000), { fetchParameters: missing.fetchParameters })).rejects.toMatchObject({
+      name: 'SecretsError',
+      message: `SSM parameter ${TOKEN} (for PUSHGATEWAY_TOKEN) does not exist in this account and region, or the name is wrong`,
+      missing: ['DATABASE_URL', 'PUSHGATEWAY_TOKEN'],
+    });
     const plain = fakeStore({ [DB]: 'postgresql://u:p@h/db', [TOKEN]: 't' }, 'String');
     await expect(resolveSecrets(env, deadlineIn(1000), { fetchParameters: plain.fetchParameters })).rejects.toThrow(/is a String, not a SecureString/);
     const failing: FetchParameters = async () => {

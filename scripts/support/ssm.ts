@@ -10,7 +10,7 @@
 
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { listenOnLoopback } from '../../scripts/support/net';
+import { listenOnLoopback } from './net';
 
 export const TEST_REGION = 'eu-west-1';
 export const TEST_ACCESS_KEY_ID = 'AKIDXYNMETRICSTEST01';
