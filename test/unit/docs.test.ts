@@ -286,6 +286,17 @@ describe('docs/runbooks.md', () => {
     expect(none).toEqual([]);
   });
 
+  it('names only panels, variables and the title the dashboard has (in *italics*)', () => {
+    const dashboard = JSON.parse(read('monitoring/grafana-dashboard.json')) as { title: string; panels: { title: string }[]; templating: { list: { label?: string }[] } };
+    const known = new Set([dashboard.title, ...dashboard.panels.map((p) => p.title), ...dashboard.templating.list.map((v) => v.label ?? '')]);
+    // Emphasis that is not the dashboard's: Prometheus's own pages, and two words of the introduction.
+    const OTHER = new Set(['Graph', 'Status → Targets', 'which', 'italics']);
+    const prose = withoutCode(page).replace(/`[^`\n]*`/g, '');
+    const named = [...new Set([...prose.matchAll(/(?<![*\w])\*([^*\n]+)\*(?![*\w])/g)].map((m) => m[1]!))];
+    expect(named.length).toBeGreaterThan(5);
+    expect(named.filter((n) => !known.has(n) && !OTHER.has(n)).sort(), 'not in monitoring/grafana-dashboard.json').toEqual([]);
+  });
+
   // docs/metrics.md keeps the same table, its links pointing here.
   for (const doc of ['docs/runbooks.md', 'docs/metrics.md']) {
     it(`${doc}'s alert table lists every alert once, each with the severities and the \`for:\` of its rules`, () => {
