@@ -2,12 +2,14 @@
  * Docs that tell the truth, checked against the code where a check can:
  * the README's configuration tables against the variables lib/ and
  * functions/ actually read (the code is the source of truth, so a variable
- * added or removed on either side is named), and docs/failure-modes.md's
- * alert table against monitoring/alerts.yml.
+ * added or removed on either side is named), docs/failure-modes.md's
+ * alert table against monitoring/alerts.yml, every alert's runbook_url
+ * against the sections of docs/runbooks.md, and every link between the docs
+ * against the headings it points at.
  */
 
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { setting, SETTING_NAMES } from '../../lib/config/settings';
 import { BEGIN, END, settingsTable } from '../../scripts/docs/settings-table';
@@ -164,5 +166,177 @@ describe('every name the docs use exists (issue 24)', () => {
     );
     const named = [...new Set([...text.matchAll(/\bXyn[A-Z][A-Za-z]+/g)].map((m) => m[0]))];
     expect(named.filter((n) => !alerts.has(n)).sort()).toEqual([]);
+  });
+});
+
+/** The rule files whose alerts link to a runbook (the remote-write path loads alerts.yml too). */
+const RULE_FILES = ['monitoring/alerts.yml', 'monitoring/rules-remote-write.yml'];
+
+interface AlertRule {
+  file: string;
+  name: string;
+  severity: string | undefined;
+  duration: string | undefined;
+  runbookUrls: string[];
+}
+
+/** The alert rules of a rule file, in its fixed layout (one `- alert:` block each; an alertname may have several rules). */
+function alertRules(file: string): AlertRule[] {
+  const source = read(file);
+  const starts = [...source.matchAll(/^\s+- alert: (\w+)$/gm)];
+  return starts.map((match, i) => {
+    const text = source.slice(match.index, starts[i + 1]?.index ?? source.length);
+    return {
+      file,
+      name: match[1]!,
+      severity: /^\s+severity: (\w+)$/m.exec(text)?.[1],
+      duration: /^\s+for: (\w+)$/m.exec(text)?.[1],
+      runbookUrls: [...text.matchAll(/^\s+runbook_url: (\S+)$/gm)].map((m) => m[1]!),
+    };
+  });
+}
+
+/** Markdown with its fenced code blocks blanked, every offset kept (a `# comment` in a shell block is not a heading). */
+const withoutCode = (markdown: string) => markdown.replace(/^\s*```[\s\S]*?^\s*```/gm, (block) => block.replace(/[^\n]/g, ' '));
+
+/** GitHub's anchor for a heading's text (github-slugger): links as their text, lower case, punctuation dropped, each space a hyphen. */
+function githubAnchor(heading: string): string {
+  return heading
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '')
+    .replace(/ /g, '-');
+}
+
+/** Every anchor a Markdown file has: its headings (a repeated one gets -1, -2, … as on GitHub) and explicit `<a name|id>`. */
+function anchorsOf(markdown: string): Set<string> {
+  const found = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const match of withoutCode(markdown).matchAll(/^#{1,6} +(.+?)[ #]*$/gm)) {
+    const anchor = githubAnchor(match[1]!);
+    const repeats = seen.get(anchor) ?? 0;
+    seen.set(anchor, repeats + 1);
+    found.add(repeats === 0 ? anchor : `${anchor}-${repeats}`);
+  }
+  for (const match of markdown.matchAll(/<a (?:name|id)="([^"]+)"/g)) found.add(match[1]!);
+  return found;
+}
+
+/** The `### Name` sections of a page: name -> the section's text (code included) up to the next heading of level 1 to 3. */
+function sectionsOf(markdown: string): Map<string, string> {
+  const masked = withoutCode(markdown);
+  const headings = [...masked.matchAll(/^#{1,3} (.+)$/gm)];
+  return new Map(
+    headings
+      .map((match, i) => [match, headings[i + 1]?.index ?? markdown.length] as const)
+      .filter(([match]) => match[0].startsWith('### '))
+      .map(([match, end]) => [match[1]!.trim(), markdown.slice(match.index + match[0].length, end)]),
+  );
+}
+
+/** The rows of the Markdown table that starts with `header`: each row's cells, trimmed. */
+function tableRows(markdown: string, header: string): string[][] {
+  const start = markdown.indexOf(`${header}\n`);
+  expect(start, `a table headed ${header}`).toBeGreaterThan(-1);
+  const lines = markdown.slice(start).split('\n').slice(2);
+  const rows = lines.slice(0, lines.findIndex((l) => !l.startsWith('|')));
+  return rows.map((row) => row.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+}
+
+const RUNBOOK_PARTS = ['**What it means.**', '**First check.**', '**Likely causes', '**What to do.**', '**When it resolves.**'];
+const ALERT_TABLE = '| alert | severity | fires when |';
+
+describe('docs/runbooks.md', () => {
+  const rules = RULE_FILES.flatMap(alertRules);
+  const names = [...new Set(rules.map((r) => r.name))].sort();
+  const page = read('docs/runbooks.md');
+  const anchors = anchorsOf(page);
+  const sections = sectionsOf(page);
+
+  it('finds the alert rules and the sections', () => {
+    expect(alertRules('monitoring/alerts.yml').length).toBeGreaterThan(10);
+    expect(sections.size).toBeGreaterThan(10);
+  });
+
+  it('every runbook_url is docs/runbooks.md#<the anchor of the alert\'s own heading there>', () => {
+    const wrong = rules
+      .filter((r) => r.runbookUrls.length !== 1 || r.runbookUrls[0] !== `docs/runbooks.md#${githubAnchor(r.name)}` || !anchors.has(githubAnchor(r.name)))
+      .map((r) => `${r.file} ${r.name} (${r.severity}): ${r.runbookUrls.join(', ') || 'no runbook_url'}`);
+    expect(wrong).toEqual([]);
+  });
+
+  it('every alert has a section with the five parts, in order, and no section names another alert', () => {
+    const incomplete = names.filter((name) => {
+      const body = sections.get(name);
+      if (body === undefined) return true;
+      const at = RUNBOOK_PARTS.map((part) => body.indexOf(part));
+      return at.some((i, k) => i === -1 || (k > 0 && i < at[k - 1]!));
+    });
+    expect(incomplete, `sections missing, or without ${RUNBOOK_PARTS.join(' ')}`).toEqual([]);
+    expect([...sections.keys()].filter((h) => /^Xyn/.test(h) && !names.includes(h))).toEqual([]);
+  });
+
+  it('the first check of every section is something to run: a command or a query', () => {
+    const none = names.filter((name) => {
+      const body = sections.get(name) ?? '';
+      const check = body.slice(body.indexOf('**First check.**'), body.indexOf('**Likely causes'));
+      return !/^```(bash|sql|promql)$/m.test(check) && !/`(aws|curl|SELECT) [^`]+`/.test(check);
+    });
+    expect(none).toEqual([]);
+  });
+
+  it('names only panels, variables and the title the dashboard has (in *italics*)', () => {
+    const dashboard = JSON.parse(read('monitoring/grafana-dashboard.json')) as { title: string; panels: { title: string }[]; templating: { list: { label?: string }[] } };
+    const known = new Set([dashboard.title, ...dashboard.panels.map((p) => p.title), ...dashboard.templating.list.map((v) => v.label ?? '')]);
+    // Emphasis that is not the dashboard's: Prometheus's own pages, and two words of the introduction.
+    const OTHER = new Set(['Graph', 'Status → Targets', 'which', 'italics']);
+    const prose = withoutCode(page).replace(/`[^`\n]*`/g, '');
+    const named = [...new Set([...prose.matchAll(/(?<![*\w])\*([^*\n]+)\*(?![*\w])/g)].map((m) => m[1]!))];
+    expect(named.length).toBeGreaterThan(5);
+    expect(named.filter((n) => !known.has(n) && !OTHER.has(n)).sort(), 'not in monitoring/grafana-dashboard.json').toEqual([]);
+  });
+
+  // docs/metrics.md keeps the same table, its links pointing here.
+  for (const doc of ['docs/runbooks.md', 'docs/metrics.md']) {
+    it(`${doc}'s alert table lists every alert once, each with the severities and the \`for:\` of its rules`, () => {
+      const rows = tableRows(read(doc), ALERT_TABLE);
+      const listed = rows.map(([alert = '']) => /\[(Xyn\w+)\]\((?:runbooks\.md)?#(\w+)\)/.exec(alert));
+      expect(listed.map((m) => m?.[1]).sort()).toEqual(names);
+      expect(listed.filter((m) => m?.[2] !== githubAnchor(m?.[1] ?? '')).map((m) => m?.[1])).toEqual([]);
+      const wrong = rules.filter((rule) => {
+        const [, severity = '', firesWhen = ''] = rows.find(([alert = '']) => alert.includes(`[${rule.name}]`)) ?? [];
+        const duration = rule.duration?.replace(/^(\d+)m$/, '$1 m');
+        const named = duration === undefined || new RegExp(`(?<!\\d)${duration}\\b`).test(`${severity} ${firesWhen}`);
+        return !severity.includes(rule.severity ?? '(none)') || !named;
+      });
+      expect(wrong.map((r) => `${r.name}: ${r.severity}, for ${r.duration ?? '-'}`)).toEqual([]);
+    });
+  }
+});
+
+describe('links between the docs', () => {
+  const files = ['README.md', 'CONTRIBUTING.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+
+  it('every relative link names a file of the repository, and every #anchor a heading of its page', () => {
+    const broken: string[] = [];
+    for (const file of files) {
+      for (const match of withoutCode(read(file)).matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = match[1]!;
+        if (/^[a-z]+:/.test(target)) continue; // https:, mailto:
+        const [path = '', anchor] = target.split('#');
+        const linked = path === '' ? file : join(dirname(file), path);
+        if (!existsSync(join(ROOT, linked))) broken.push(`${file}: ${target} (no such file)`);
+        else if (anchor !== undefined && linked.endsWith('.md') && !anchorsOf(read(linked)).has(anchor)) broken.push(`${file}: ${target}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
+  it('sees the anchors GitHub makes', () => {
+    expect(githubAnchor('Freshness gating: frozen gauges cannot lie')).toBe('freshness-gating-frozen-gauges-cannot-lie');
+    expect(githubAnchor('3. Worker liveness (`xyn_workers_alive`)')).toBe('3-worker-liveness-xyn_workers_alive');
+    expect(githubAnchor('XynCollectorSilent')).toBe('xyncollectorsilent');
+    expect([...anchorsOf('## A\n\n```bash\n# not a heading\n```\n\n## A\n')]).toEqual(['a', 'a-1']);
   });
 });
