@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from './net';
+import { stopChild } from './processes';
 
 export interface PostgresServer {
   /** postgresql://postgres:<password>@127.0.0.1:<port>/postgres */
@@ -71,19 +72,6 @@ export function settingArgs(settings: Record<string, string>): string[] {
   return Object.entries(settings).flatMap(([key, value]) => {
     if (!/^[a-z_][a-z0-9_.]*$/i.test(key)) throw new Error(`PostgreSQL setting name "${key}" is not a valid name`);
     return ['-c', `${key}=${value}`];
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    // SIGINT is PostgreSQL's "fast shutdown": it ends sessions and exits without waiting for clients.
-    const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGINT');
   });
 }
 
@@ -174,12 +162,13 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
         dataDir,
         password,
         async stop() {
-          await stopChild(child);
+          // SIGINT is PostgreSQL's "fast shutdown": it ends sessions and exits without waiting for clients.
+          await stopChild(child, 'SIGINT', STOP_GRACE_MS);
           cleanup();
         },
       };
     }
-    await stopChild(child);
+    await stopChild(child, 'SIGINT', STOP_GRACE_MS);
     lastError = new Error(
       child.exitCode !== null ? `postgres exited with code ${child.exitCode}: ${logs.trim().slice(-2_000)}` : `postgres did not accept connections within ${START_TIMEOUT_MS} ms: ${logs.trim().slice(-2_000)}`,
     );

@@ -19,6 +19,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { freePort, listensOn } from '../../scripts/support/net';
 import { serverUser } from '../../scripts/support/postgres-server';
+import { stopChild } from '../../scripts/support/processes';
 import { findTool, TOOLS } from '../../scripts/support/services';
 
 export interface PgBouncer {
@@ -83,19 +84,6 @@ function portAnswers(port: number): Promise<boolean> {
       resolve(true);
     });
     socket.once('error', () => resolve(false));
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    // PgBouncer 1.18: SIGTERM is the immediate shutdown (SIGINT waits for clients).
-    child.kill('SIGTERM');
   });
 }
 
@@ -182,12 +170,13 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
           },
           log: () => log,
           async stop() {
-            await stopChild(child);
+            // PgBouncer 1.18: SIGTERM is the immediate shutdown (SIGINT waits for clients).
+            await stopChild(child, 'SIGTERM', STOP_GRACE_MS);
             cleanup();
           },
         };
       }
-      await stopChild(child);
+      await stopChild(child, 'SIGTERM', STOP_GRACE_MS);
       lastError = new Error(`pgbouncer ${child.exitCode !== null ? `exited with code ${child.exitCode}` : `did not listen within ${START_TIMEOUT_MS} ms`}: ${log.trim().slice(-2_000)}`);
       if (!/address already in use|could not bind|bind\b/i.test(log)) break;
     }
