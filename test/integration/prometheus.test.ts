@@ -8,7 +8,9 @@
  * dashboard parses and returns data, and each alert's condition is seen to
  * hold in a real scenario: the seeded backlog, a failed database read, frozen
  * gauges (a second Prometheus with a 5 s freshness limit), a rejected push and
- * a Pushgateway that goes away.
+ * a Pushgateway that goes away. In each, the dashboard's stat panels show the
+ * fresh figures, and for a frozen group the stale marker (NaN), never its
+ * frozen value.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +48,7 @@ let ruleFileText: string;
 
 interface Target {
   expr?: string;
+  legendFormat?: string;
 }
 interface Panel {
   id: number;
@@ -118,6 +121,35 @@ async function pushOptionalMetrics() {
 }
 
 const valueOf = (sample: PromSample) => Number(sample.value[1]);
+
+/** What Grafana puts in for its variables, with the one group selected. */
+const GRAFANA_VARIABLES: Record<string, string> = {
+  job: JOB,
+  env: GROUP.env,
+  __rate_interval: '1m',
+  __interval: '15s',
+  __range: '5m',
+  __range_s: '300',
+};
+
+/** `expr` as Grafana sends it; an unknown variable fails the test. */
+function concrete(expr: string): string {
+  return expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (whole, braced: string | undefined, bare: string | undefined) => {
+    const value = GRAFANA_VARIABLES[(braced ?? bare)!];
+    if (value === undefined) throw new Error(`unknown Grafana variable ${whole} in ${expr}`);
+    return value;
+  });
+}
+
+/** Each stat panel's one query, concrete. */
+const statQueries = () =>
+  dashboard.panels.filter((p) => p.type === 'stat').map((p) => ({ panel: p.title, query: concrete(p.targets![0]!.expr!) }));
+
+/** What a stat panel's query returns from `server`, as [value, labels] per series (NaN for the stale marker). */
+async function statValues(server: TestPrometheus) {
+  const results = await Promise.all(statQueries().map(async ({ panel, query }) => [panel, (await server.query(query)).map((s) => ({ value: valueOf(s), metric: s.metric }))] as const));
+  return Object.fromEntries(results);
+}
 
 /** The one sample of `expr`, once Prometheus has it. */
 function one(expr: string, accept: (s: PromSample) => boolean = () => true) {
@@ -283,20 +315,6 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
   });
 
   it('every PromQL expression of the dashboard parses and returns data', async () => {
-    const grafanaVariables: Record<string, string> = {
-      job: JOB,
-      env: GROUP.env,
-      __rate_interval: '1m',
-      __interval: '15s',
-      __range: '5m',
-      __range_s: '300',
-    };
-    const concrete = (expr: string) =>
-      expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (whole, braced: string | undefined, bare: string | undefined) => {
-        const value = grafanaVariables[(braced ?? bare)!];
-        if (value === undefined) throw new Error(`unknown Grafana variable ${whole} in ${expr}`);
-        return value;
-      });
     const exprs = dashboard.panels
       .flatMap((p) => [p, ...(p.panels ?? [])])
       .flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
@@ -318,6 +336,23 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
     expect(jobs).toContain(JOB);
   });
 
+  it('the stat panels show the fresh group\'s figures: one number each, with the group\'s labels', async () => {
+    const stats = await eventually('every stat panel with a value', async () => {
+      const values = await statValues(prometheus);
+      return Object.values(values).every((v) => v.length === 1) ? values : undefined;
+    });
+    for (const [panel, [sample]] of Object.entries(stats)) {
+      expect(Number.isFinite(sample!.value), `${panel}: ${sample!.value}`).toBe(true);
+      const { __name__: _name, ...labels } = sample!.metric;
+      expect(labels, panel).toEqual(GROUP);
+    }
+    expect(stats['Ready runs']![0]!.value).toBe(150);
+    expect(stats['Expired leases']![0]!.value).toBe(2);
+    expect(stats['Collector']![0]!.value).toBe(1);
+    expect(stats['Workers alive']![0]!.value).toBe(0);
+    expect(stats['Last push']![0]!.value).toBeLessThan(60);
+  });
+
   it('when the database read fails, the queue series go stale and only the collector-failing condition holds', async () => {
     const { error } = await runCollector({ DATABASE_URL: 'postgresql://postgres:postgres@127.0.0.1:1/postgres' });
     expect(error).toBeInstanceOf(Error);
@@ -337,6 +372,15 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
       const rule = rules.find((r) => r.name === name)!;
       await eventually(`${name} condition to clear`, async () => ((await prometheus.query(rule.query)).length === 0 ? true : undefined));
     }
+    // The group is fresh: Collector reads DOWN, the queue figures are gone (No data), not stale and not frozen.
+    const stats = await eventually('the stat panels of a failed read', async () => {
+      const values = await statValues(prometheus);
+      return values['Ready runs']!.length === 0 && values['Collector']!.map((v) => v.value).join() === '0' ? values : undefined;
+    });
+    expect(stats['Oldest due run']).toEqual([]);
+    expect(stats['Expired leases']).toEqual([]);
+    expect(stats['Workers alive']).toEqual([]);
+    expect(stats['Last push']!.map((v) => Number.isFinite(v.value))).toEqual([true]);
   });
 
   it('frozen gauges: once the push is older than the limit, the queue alerts stop and XynCollectorSilent fires', async () => {
@@ -362,6 +406,20 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
     for (const name of ['XynQueueBacklog', 'XynOldestRunWaiting', 'XynExpiredLeases', 'XynNoActiveWorkers']) {
       expect(await shortLived.query(rules.find((r) => r.name === name)!.query), name).toEqual([]);
     }
+
+    // The dashboard against the same Prometheus: every stat panel returns the group's stale marker
+    // (NaN, shown as "stale"), no number, while the Pushgateway still serves the frozen 150.
+    const stats = await statValues(shortLived);
+    expect(Object.keys(stats)).toHaveLength(6);
+    for (const [panel, values] of Object.entries(stats)) {
+      expect(values.map((v) => v.value), panel).toEqual([NaN]);
+      expect(values[0]!.metric, panel).toEqual(GROUP);
+    }
+    // The push age keeps telling how old the group is, against the recorded limit.
+    const ageTargets = dashboard.panels.find((p) => p.title === 'Push age')!.targets!;
+    const [age] = await shortLived.query(concrete(ageTargets[0]!.expr!));
+    expect(valueOf(age!)).toBeGreaterThan(FROZEN_AFTER_S);
+    expect((await shortLived.query(concrete(ageTargets[1]!.expr!))).map(valueOf)).toEqual([FROZEN_AFTER_S]);
   });
 
   it('a push the Pushgateway rejects (HTTP 400) satisfies XynPushRejected', async () => {
@@ -389,5 +447,9 @@ describe('Prometheus scraping the Pushgateway the collector pushed to', () => {
       const rule = rules.find((r) => r.name === name)!;
       await eventually(`${name} condition`, async () => ((await prometheus.query(rule.query)).length === 1 ? true : undefined));
     }
+    // Nothing reaches Prometheus: no stat panel has a value at all (No data), the scrape line reads 0.
+    expect(Object.values(await statValues(prometheus)).flat()).toEqual([]);
+    const scrape = dashboard.panels.find((p) => p.title === 'Collector health')!.targets!.find((t) => t.legendFormat === 'pushgateway scrape up')!;
+    expect((await prometheus.query(concrete(scrape.expr!))).map(valueOf)).toEqual([0]);
   });
 });

@@ -6,7 +6,10 @@
  * and the shared alerts.yml). With only REMOTE_WRITE_URL set, the series land
  * with the right names, labels and database timestamps, the recorded series
  * agree with the data, the alerts fire and resolve (backlog, failed read,
- * silence, recovery), and the dashboard's queries return data.
+ * silence, recovery), and the dashboard's queries return data: the stat
+ * panels the fresh figures, the stale marker (NaN, never a number) once the
+ * collector is silent, and the push age even after the samples have left the
+ * query lookback (a second Prometheus with a 10 s lookback).
  *
  * Then against a loopback receiver that records and scripts its answers: both
  * sinks at once with either one failing, the retry policy, one deadline for
@@ -63,6 +66,35 @@ function logLine(output: string): Record<string, unknown> {
 const seed = () => seedAlertingQueue(db, { SUCCEEDED: 1, FAILED: 1 });
 
 const valueOf = (sample: PromSample) => Number(sample.value[1]);
+
+interface Panel {
+  title: string;
+  type: string;
+  targets?: { expr?: string }[];
+  panels?: Panel[];
+}
+
+/** The dashboard's panels, rows' included, each query as Grafana sends it with every environment selected. */
+async function dashboardQueries() {
+  const dashboard = JSON.parse(await readMonitoringFile('grafana-dashboard.json')) as { panels: Panel[] };
+  const concrete = (expr: string) =>
+    expr
+      .replace(/\$\{?job\}?/g, JOB)
+      .replace(/\$\{?env\}?/g, '.*')
+      .replace(/\$\{?__rate_interval\}?/g, '1m');
+  return dashboard.panels
+    .flatMap((p) => [p, ...(p.panels ?? [])])
+    .flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, type: p.type, expr: concrete(t.expr!) })));
+}
+
+/** Each stat panel's values from `server` (NaN for the stale marker). */
+async function statValues(server: TestPrometheus): Promise<Record<string, { value: number; metric: Record<string, string> }[]>> {
+  const stats = (await dashboardQueries()).filter((q) => q.type === 'stat');
+  expect(stats).toHaveLength(6);
+  return Object.fromEntries(
+    await Promise.all(stats.map(async ({ panel, expr }) => [panel, (await server.query(expr)).map((s) => ({ value: valueOf(s), metric: s.metric }))] as const)),
+  );
+}
 
 /** Tick (as the schedule would) until `probe` holds; the freshness limit is short, so keep ticking. */
 async function tickUntil<T>(what: string, probe: () => Promise<T | undefined>, over: Record<string, string | undefined> = {}, timeoutMs = 30_000) {
@@ -209,18 +241,7 @@ describe('remote write into a real Prometheus, from the real handler', () => {
   });
 
   it('every PromQL expression of the dashboard parses, and the queue and freshness panels return data', async () => {
-    interface Panel {
-      title: string;
-      targets?: { expr?: string }[];
-      panels?: Panel[];
-    }
-    const dashboard = JSON.parse(await readMonitoringFile('grafana-dashboard.json')) as { panels: Panel[] };
-    const concrete = (expr: string) =>
-      expr
-        .replace(/\$\{?job\}?/g, JOB)
-        .replace(/\$\{?env\}?/g, '.*')
-        .replace(/\$\{?__rate_interval\}?/g, '1m');
-    const exprs = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: concrete(t.expr!) })));
+    const exprs = await dashboardQueries();
     for (const { panel, expr } of exprs) {
       expect(expr, panel).not.toContain('$');
       await expect(prometheus.query(expr), `${panel}: ${expr}`).resolves.toBeInstanceOf(Array);
@@ -228,13 +249,26 @@ describe('remote write into a real Prometheus, from the real handler', () => {
     // Pushgateway-only panels (its scrape), unconfigured extras, estimated statuses (only a long
     // history has them; this queue is small, so every status is counted) and wait quantiles (nothing
     // started) are empty here; everything else has data.
-    const empty = (expr: string) => /pushgateway|xyn_workers_alive|xyn_blueprint_|xyn_queue_wait_seconds|xyn_queue_depth_estimated\{[^}]*\} == 1/.test(expr);
+    const empty = (expr: string) => /pushgateway|xyn[_:]workers_alive|xyn_blueprint_|xyn_queue_wait_seconds|xyn_queue_depth_estimated\{[^}]*\} == 1/.test(expr);
     for (const { panel, expr } of exprs.filter((e) => !empty(e.expr))) {
       await tickUntil(`data for ${panel}: ${expr}`, async () => ((await prometheus.query(expr)).length > 0 ? true : undefined));
     }
     const lastPush = exprs.find((e) => e.panel === 'Last push')!;
     const age = await tickUntil('a fresh last-push age', async () => (await prometheus.query(lastPush.expr))[0]);
     expect(valueOf(age)).toBeLessThan(FRESH_S);
+    // Fresh: every stat panel but Workers alive (no heartbeat table) shows a number.
+    const stats = await tickUntil('the stat panels with values', async () => {
+      const values = await statValues(prometheus);
+      return values['Ready runs']!.length === 1 ? values : undefined;
+    });
+    expect(Object.fromEntries(Object.entries(stats).map(([panel, values]) => [panel, values.map((v) => Number.isFinite(v.value))]))).toEqual({
+      'Ready runs': [true],
+      'Oldest due run': [true],
+      'Expired leases': [true],
+      Collector: [true],
+      'Last push': [true],
+      'Workers alive': [],
+    });
   });
 
   it('alerts fire and resolve: backlog, failed read, silence, recovery', async () => {
@@ -269,6 +303,11 @@ describe('remote write into a real Prometheus, from the real handler', () => {
     }, 30_000);
     expect(silent.get('XynCollectorSilent')).toMatchObject({ ...GROUP, severity: 'warning' });
     expect(silent.has('XynMetricsAbsent')).toBe(false);
+    // The dashboard says stale in every stat panel, while the last samples are still within the lookback.
+    for (const [panel, values] of Object.entries(await statValues(prometheus))) {
+      expect(values.map((v) => v.value), panel).toEqual([NaN]);
+      expect(values[0]!.metric, panel).toEqual(GROUP);
+    }
 
     // Recovery: ticks resume; silence and failure resolve, the backlog is back.
     await tickUntil('recovery', async () => {
@@ -278,6 +317,57 @@ describe('remote write into a real Prometheus, from the real handler', () => {
     // Never on this path: the Pushgateway-only alerts.
     const now = await firing();
     expect(now.has('XynPushRejected') || now.has('XynPushgatewayDown')).toBe(false);
+  });
+});
+
+describe('the dashboard after a silence longer than the query lookback', () => {
+  /** Prometheus's lookback, 5 minutes by default, shortened so the silence fits in a test. */
+  const LOOKBACK_S = 10;
+  let shortLookback: TestPrometheus;
+
+  beforeAll(async () => {
+    const config = (await readMonitoringFile('prometheus-remote-write.yml'))
+      .replace(/^(\s+evaluation_interval:) \S+$/m, '$1 1s')
+      .replace(/^alerting:\n(?:[ #].*\n|\n)*/m, '');
+    const rules = (await readMonitoringFile('rules-remote-write.yml')).replace(/(record: xyn_threshold:push_max_age_seconds\n\s+expr: )vector\(300\)/, `$1vector(${FRESH_S})`);
+    shortLookback = await startPrometheus(config, { 'rules-remote-write.yml': rules, 'alerts.yml': await readMonitoringFile('alerts.yml') }, 3, [
+      '--web.enable-remote-write-receiver',
+      `--query.lookback-delta=${LOOKBACK_S}s`,
+    ]);
+  });
+  afterAll(async () => {
+    await shortLookback?.stop();
+  });
+
+  it('the push age keeps rising after the samples leave the lookback, and every stat panel stays stale', async () => {
+    const write = env({ REMOTE_WRITE_URL: `${shortLookback.url}/api/v1/write` });
+    await eventually('the fresh backlog in the stat panel', async () => {
+      await invokeCollect(write);
+      return (await statValues(shortLookback))['Ready runs']!.map((v) => v.value).join() === '150' ? true : undefined;
+    }, 30_000);
+
+    // No tick any more: once the newest sample is older than the lookback, no raw series is visible
+    // (an age computed from them, as the dashboard once did, would be No data) ...
+    await eventually('the samples beyond the lookback', async () => ((await shortLookback.query(`xyn_collector_up{job="${JOB}"}`)).length === 0 ? true : undefined), (LOOKBACK_S + 15) * 1000);
+    expect(await shortLookback.query(`time() - timestamp(xyn_collector_up{job="${JOB}"})`)).toEqual([]);
+
+    // ... but the Push age panel has the age, past the lookback, against the recorded limit,
+    const queries = await dashboardQueries();
+    const [age, limit] = queries.filter((q) => q.panel === 'Push age');
+    const ages = await shortLookback.query(age!.expr);
+    expect(ages.map((s) => s.metric)).toEqual([{ __name__: 'xyn:push_age_seconds', ...GROUP }]);
+    // (The recorded age is as of its last evaluation, up to an interval (1 s) behind the query.)
+    const rising = await eventually('the age well past the lookback', async () => {
+      const [later] = await shortLookback.query(age!.expr);
+      return later && valueOf(later) > LOOKBACK_S + 3 ? later : undefined;
+    }, 10_000);
+    expect(valueOf(rising)).toBeGreaterThan(valueOf(ages[0]!));
+    expect((await shortLookback.query(limit!.expr)).map(valueOf)).toEqual([FRESH_S]);
+    // and every stat panel shows the stale marker, never a number.
+    for (const [panel, values] of Object.entries(await statValues(shortLookback))) {
+      expect(values.map((v) => v.value), panel).toEqual([NaN]);
+      expect(values[0]!.metric, panel).toEqual(GROUP);
+    }
   });
 });
 
