@@ -32,7 +32,7 @@ describe('remote-write rules under promtool', () => {
   it('promtool check rules and check config are clean', async () => {
     const result = await runPromtool(['check', 'config', 'monitoring/prometheus-remote-write.yml']);
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/rules-remote-write\.yml\n\s+SUCCESS: 25 rules found/);
+    expect(result.stdout).toMatch(/rules-remote-write\.yml\n\s+SUCCESS: 26 rules found/);
   });
 
   it.each(['alerts-remote-write.test.yml', 'rules-remote-write-days.test.yml'])('the promtool unit tests of %s pass', async (file) => {
