@@ -6,11 +6,12 @@
  */
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import type { Bridge } from '../../scripts/bridge/bridge';
+import { startExtrasStack, stopExtrasStack } from '../support/extras-stack';
 import { invokeCollect } from '../support/lambda';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
-import { batchSelects, startWireTap, type WireTap } from '../support/wire';
+import type { TestDatabase } from '../support/postgres';
+import { sample, samples, type TestPushgateway } from '../support/pushgateway';
+import { batchSelects, type WireTap } from '../support/wire';
 
 let db: TestDatabase;
 let gateway: TestPushgateway;
@@ -18,17 +19,9 @@ let bridge: Bridge;
 let tap: WireTap;
 
 beforeAll(async () => {
-  db = await createTestDatabase('blueprints');
-  gateway = await startPushgateway();
-  bridge = await startBridge();
-  tap = await startWireTap(db.url);
+  ({ db, gateway, bridge, tap } = await startExtrasStack('blueprints'));
 });
-afterAll(async () => {
-  await tap?.close();
-  await bridge?.close();
-  await gateway?.stop();
-  await db?.close();
-});
+afterAll(() => stopExtrasStack({ db, gateway, bridge, tap }));
 beforeEach(async () => {
   await db.query(`TRUNCATE ${db.table}`);
 });

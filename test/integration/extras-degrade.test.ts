@@ -10,12 +10,13 @@
 
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import type { Bridge } from '../../scripts/bridge/bridge';
+import { startExtrasStack, stopExtrasStack } from '../support/extras-stack';
 import { expectKnownAlertingGauges, seedKnownQueue, waitFor } from '../support/faults';
 import { invokeCollect } from '../support/lambda';
-import { adminClient, createTestDatabase, type TestDatabase } from '../support/postgres';
-import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
-import { startWireTap, type WireTap } from '../support/wire';
+import { adminClient, type TestDatabase } from '../support/postgres';
+import { sample, samples, type TestPushgateway } from '../support/pushgateway';
+import type { WireTap } from '../support/wire';
 
 let db: TestDatabase;
 let gateway: TestPushgateway;
@@ -27,8 +28,7 @@ const JOB = 'xyn_metrics';
 const job = { job: JOB };
 
 beforeAll(async () => {
-  [db, gateway, bridge] = await Promise.all([createTestDatabase('degrade'), startPushgateway(), startBridge()]);
-  tap = await startWireTap(db.url);
+  ({ db, gateway, bridge, tap } = await startExtrasStack('degrade'));
   heartbeats = `${db.schema}.heartbeats`;
   await db.query(`CREATE TABLE ${heartbeats} (worker_id text, heartbeat_at timestamptz)`);
   await db.query(`INSERT INTO ${heartbeats} VALUES ('w1', now() + interval '1 hour')`);
@@ -36,12 +36,7 @@ beforeAll(async () => {
   // For the flow and blueprint extras: one run finished a minute ago.
   await db.query(`UPDATE ${db.table} SET started_at = now() - interval '90 seconds', finished_at = now() - interval '60 seconds' WHERE status = 'FAILED'`);
 });
-afterAll(async () => {
-  await tap?.close();
-  await bridge?.close();
-  await gateway?.stop();
-  await db?.close();
-});
+afterAll(() => stopExtrasStack({ db, gateway, bridge, tap }));
 
 /** Every extra: flow before the heartbeat in the batch, blueprints after it. */
 const EXTRAS = {

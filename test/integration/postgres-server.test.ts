@@ -6,24 +6,13 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { matrixBinDir, matrixMajors } from '../../scripts/support/postgres-matrix';
 import { postgresBinDir, settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
+import { portAnswers } from '../../scripts/support/net';
 import { ADMIN_URL } from '../support/postgres';
-
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 describe('startPostgresServer', () => {
   it('starts a server with the given settings on its URL, not as root, and stop() removes it', async () => {

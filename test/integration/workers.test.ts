@@ -6,11 +6,12 @@
  */
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startBridge, type Bridge } from '../../scripts/bridge/bridge';
+import type { Bridge } from '../../scripts/bridge/bridge';
+import { startExtrasStack, stopExtrasStack } from '../support/extras-stack';
 import { invokeCollect } from '../support/lambda';
-import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { sample, samples, startPushgateway, type TestPushgateway } from '../support/pushgateway';
-import { batchSelects, startWireTap, type WireTap } from '../support/wire';
+import type { TestDatabase } from '../support/postgres';
+import { sample, samples, type TestPushgateway } from '../support/pushgateway';
+import { batchSelects, type WireTap } from '../support/wire';
 
 let db: TestDatabase;
 let gateway: TestPushgateway;
@@ -19,21 +20,13 @@ let tap: WireTap;
 let heartbeats: string;
 
 beforeAll(async () => {
-  db = await createTestDatabase('workers');
-  gateway = await startPushgateway();
-  bridge = await startBridge();
-  tap = await startWireTap(db.url);
+  ({ db, gateway, bridge, tap } = await startExtrasStack('workers'));
   heartbeats = `${db.schema}.worker_heartbeats`;
   // An append-only heartbeat log, several rows per worker, indexed on the timestamp as the docs advise.
   await db.query(`CREATE TABLE ${heartbeats} (worker text, seen_at timestamptz NOT NULL)`);
   await db.query(`CREATE INDEX ON ${heartbeats} (seen_at)`);
 });
-afterAll(async () => {
-  await tap?.close();
-  await bridge?.close();
-  await gateway?.stop();
-  await db?.close();
-});
+afterAll(() => stopExtrasStack({ db, gateway, bridge, tap }));
 beforeEach(async () => {
   await db.query(`TRUNCATE ${heartbeats}`);
 });

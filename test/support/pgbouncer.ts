@@ -15,9 +15,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import pg from 'pg';
-import { freePort, listensOn } from '../../scripts/support/net';
+import { freePort, listensOn, portAnswers } from '../../scripts/support/net';
 import { serverUser } from '../../scripts/support/postgres-server';
 import { stopChild } from '../../scripts/support/processes';
 import { findTool, TOOLS } from '../../scripts/support/services';
@@ -74,17 +73,6 @@ async function verifiers(serverUrl: string, users: string[]): Promise<string[]> 
   } finally {
     await client.end();
   }
-}
-
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBouncer> {
