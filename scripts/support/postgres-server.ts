@@ -6,11 +6,14 @@
  *
  * initdb and postgres refuse to run as root: as root they run as the
  * `postgres` system user (or `nobody`), the data directory handed to it.
+ * That user may not reach binaries inside the project when a directory above
+ * it is closed to others (a clone in /root, or in `mktemp -d`): then it runs
+ * a copy of the installation, made once per build in the temp directory.
  */
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -89,11 +92,45 @@ async function acceptsConnections(url: string): Promise<boolean> {
   }
 }
 
+/**
+ * `bin` as `user` can run it: itself, or when `user` cannot (EACCES: a directory above it is
+ * closed to others), a copy of its installation (`bin`'s parent: bin, lib, share, which the
+ * npm builds find relative to bin) in the temp directory, open to all to read. Named by a hash
+ * of its postgres binary, so one copy serves every clone and run with the same build; made
+ * under a temporary name and renamed, so a half-made copy is never used.
+ */
+export function binDirRunnableBy(bin: string, user: { uid: number; gid: number } | undefined, copyRoot = tmpdir()): string {
+  const initdb = path.join(bin, 'initdb');
+  const runs = (file: string) => spawnSync(file, ['--version'], { ...(user ?? {}), stdio: 'ignore', timeout: 10_000 }).status === 0;
+  if (!user || runs(initdb)) return bin;
+  const install = path.dirname(bin);
+  const build = createHash('sha256').update(readFileSync(path.join(bin, 'postgres'))).digest('hex').slice(0, 16);
+  const copy = path.join(copyRoot, `xyn-metrics-postgres-${build}`);
+  const copiedBin = path.join(copy, path.basename(bin));
+  if (!existsSync(path.join(copiedBin, 'initdb'))) {
+    const staging = mkdtempSync(`${copy}.partial-`);
+    try {
+      chmodSync(staging, 0o755);
+      for (const part of readdirSync(install)) cpSync(path.join(install, part), path.join(staging, part), { recursive: true, verbatimSymlinks: true });
+      renameSync(staging, copy);
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      // Another run made it meanwhile: use theirs.
+      if (!existsSync(path.join(copiedBin, 'initdb'))) throw error;
+    }
+  }
+  if (!runs(path.join(copiedBin, 'initdb'))) {
+    throw new Error(`the PostgreSQL server user (uid ${user.uid}) can run neither ${initdb} nor its copy in ${copy}: is the temp directory (TMPDIR) closed to it too?`);
+  }
+  return copiedBin;
+}
+
 export async function startPostgresServer(options: PostgresServerOptions = {}): Promise<PostgresServer> {
-  const bin = options.bin ?? postgresBinDir();
-  if (!bin) throw new Error(`no PostgreSQL server binaries (initdb, postgres) found: ${POSTGRES_INSTALL_HINT}`);
-  const extra = settingArgs(options.settings ?? {});
   const user = serverUser();
+  const found = options.bin ?? postgresBinDir();
+  if (!found) throw new Error(`no PostgreSQL server binaries (initdb, postgres) found: ${POSTGRES_INSTALL_HINT}`);
+  const bin = binDirRunnableBy(found, user);
+  const extra = settingArgs(options.settings ?? {});
   const dir = mkdtempSync(path.join(tmpdir(), 'xyn-postgres-'));
   const dataDir = path.join(dir, 'data');
   const password = randomBytes(12).toString('hex');

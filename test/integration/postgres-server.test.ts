@@ -5,12 +5,13 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { matrixBinDir, matrixMajors } from '../../scripts/support/postgres-matrix';
-import { postgresBinDir, settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
+import { binDirRunnableBy, postgresBinDir, serverUser, settingArgs, startPostgresServer } from '../../scripts/support/postgres-server';
 import { portAnswers } from '../../scripts/support/net';
 import { ADMIN_URL } from '../support/postgres';
 
@@ -76,6 +77,46 @@ describe('startPostgresServer', () => {
       const bin = matrixBinDir(major);
       const version = spawnSync(path.join(bin, 'postgres'), ['--version'], { encoding: 'utf8' });
       expect(version.stdout, version.stderr).toMatch(new RegExp(`\\(PostgreSQL\\) ${major}\\.`));
+    }
+  });
+
+  it('as root, runs binaries below a directory closed to others (a clone in /root or mktemp -d) from one copy open to the server user', async () => {
+    const user = serverUser();
+    const installed = path.dirname(matrixBinDir(matrixMajors()[0]!));
+    const closed = mkdtempSync(path.join(tmpdir(), 'xyn-closed-')); // 0700, as mktemp -d makes it
+    const copies = mkdtempSync(path.join(tmpdir(), 'xyn-copies-'));
+    chmodSync(copies, 0o755); // as the temp directory is
+    try {
+      cpSync(installed, path.join(closed, 'native'), { recursive: true, verbatimSymlinks: true });
+      const bin = path.join(closed, 'native', 'bin');
+      if (!user) {
+        // Not root: the server runs as ourselves, who can reach our own directories.
+        expect(binDirRunnableBy(bin, user, copies)).toBe(bin);
+        return;
+      }
+      // What failed before: the server user cannot even start initdb there.
+      expect(spawnSync(path.join(bin, 'initdb'), ['--version'], { uid: user.uid, gid: user.gid }).error?.message).toMatch(/EACCES/);
+      const runnable = binDirRunnableBy(bin, user, copies);
+      expect(path.dirname(path.dirname(runnable))).toBe(copies);
+      expect(readdirSync(copies)).toEqual([path.basename(path.dirname(runnable))]);
+      // The same build again: the same copy, no second one.
+      expect(binDirRunnableBy(bin, user, copies)).toBe(runnable);
+      expect(readdirSync(copies)).toHaveLength(1);
+      const server = await startPostgresServer({ bin: runnable });
+      try {
+        const client = new pg.Client({ connectionString: server.url });
+        await client.connect();
+        try {
+          expect((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v).toMatch(new RegExp(`^${matrixMajors()[0]}`));
+        } finally {
+          await client.end();
+        }
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
+      rmSync(copies, { recursive: true, force: true });
     }
   });
 
