@@ -397,15 +397,7 @@ async function main(): Promise<void> {
     date: started.toISOString(),
     finished: new Date().toISOString(),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, ''),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memGiB: totalmem() / 2 ** 30,
-      os: sh('uname -sr'),
-      node: process.version,
-      loadBefore,
-      loadAfter: loadavg(),
-    },
+    machine: machineFacts(loadBefore),
     postgres: { version: pgVersion, settings: pgSettings },
     estimateAbove: options.estimateAbove,
     sizes: results,
@@ -515,15 +507,7 @@ async function coldSecrets(argv: string[]): Promise<boolean> {
     const report: ColdSecretsReport = {
       date: started.toISOString(),
       command: `npm run bench -- ${argv.join(' ')}`,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model ?? 'unknown',
-        memGiB: totalmem() / 2 ** 30,
-        os: sh('uname -sr'),
-        node: process.version,
-        loadBefore,
-        loadAfter: loadavg(),
-      },
+      machine: machineFacts(loadBefore),
       cold,
       sources: Object.fromEntries(variants.map((v, i) => [v.label, treeSource(trees[i]!)])),
     };
@@ -558,3 +542,16 @@ main().then(
     process.exit(1);
   },
 );
+
+/** What a report says of the machine it ran on; the load average now, against `loadBefore` from the start. */
+function machineFacts(loadBefore: number[]): BenchReport['machine'] {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memGiB: totalmem() / 2 ** 30,
+    os: sh('uname -sr'),
+    node: process.version,
+    loadBefore,
+    loadAfter: loadavg(),
+  };
+}

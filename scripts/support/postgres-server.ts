@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { freePort } from './net';
-import { stopChild } from './processes';
+import { stderrTail, stopChild, waitUntilReady } from './processes';
 
 export interface PostgresServer {
   /** postgresql://postgres:<password>@127.0.0.1:<port>/postgres */
@@ -175,22 +175,8 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
       ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dataDir}`, '-c', 'fsync=off', ...extra],
       { ...(user ? { uid: user.uid, gid: user.gid } : {}), cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    let logs = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      logs = (logs + chunk.toString()).slice(-4_000);
-    });
-    child.on('error', (error) => {
-      logs += error.message;
-    });
-    const until = Date.now() + START_TIMEOUT_MS;
-    let up = false;
-    while (Date.now() < until && child.exitCode === null && child.signalCode === null) {
-      if (await acceptsConnections(url)) {
-        up = true;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const stderr = stderrTail(child, 4_000);
+    const up = await waitUntilReady(child, () => acceptsConnections(url), START_TIMEOUT_MS, 100);
     // Our password answering proves it is our server, not one that won a port race.
     if (up && child.exitCode === null) {
       return {
@@ -207,9 +193,9 @@ export async function startPostgresServer(options: PostgresServerOptions = {}): 
     }
     await stopChild(child, 'SIGINT', STOP_GRACE_MS);
     lastError = new Error(
-      child.exitCode !== null ? `postgres exited with code ${child.exitCode}: ${logs.trim().slice(-2_000)}` : `postgres did not accept connections within ${START_TIMEOUT_MS} ms: ${logs.trim().slice(-2_000)}`,
+      child.exitCode !== null ? `postgres exited with code ${child.exitCode}: ${stderr().trim().slice(-2_000)}` : `postgres did not accept connections within ${START_TIMEOUT_MS} ms: ${stderr().trim().slice(-2_000)}`,
     );
-    if (!/could not bind|address already in use/i.test(logs)) break;
+    if (!/could not bind|address already in use/i.test(stderr())) break;
   }
   cleanup();
   throw new Error(`PostgreSQL did not start: ${(lastError as Error).message}`);

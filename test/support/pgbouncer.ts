@@ -18,7 +18,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { freePort, listensOn, portAnswers } from '../../scripts/support/net';
 import { serverUser } from '../../scripts/support/postgres-server';
-import { stopChild } from '../../scripts/support/processes';
+import { stderrTail, stopChild, waitUntilReady } from '../../scripts/support/processes';
 import { findTool, TOOLS } from '../../scripts/support/services';
 
 export interface PgBouncer {
@@ -121,23 +121,10 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
         ].join('\n'),
       );
       const child = spawn(bin, [ini], { ...(user ? { uid: user.uid, gid: user.gid } : {}), cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-      let log = '';
-      child.stderr!.on('data', (chunk: Buffer) => {
-        log = (log + chunk.toString()).slice(-20_000);
-      });
-      child.on('error', (error) => {
-        log += error.message;
-      });
-      const until = Date.now() + START_TIMEOUT_MS;
-      let up = false;
-      while (Date.now() < until && child.exitCode === null && child.signalCode === null) {
-        // Ours, not a process that took the port between freePort() and the bind.
-        if (child.pid !== undefined && listensOn(child.pid, port) && (await portAnswers(port))) {
-          up = true;
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const log = stderrTail(child, 20_000);
+      // Ours, not a process that took the port between freePort() and the bind.
+      const listening = async () => child.pid !== undefined && listensOn(child.pid, port) === true && (await portAnswers(port));
+      const up = await waitUntilReady(child, listening, START_TIMEOUT_MS, 50);
       if (up) {
         const via = (url: string) => {
           const out = new URL(url);
@@ -156,7 +143,7 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
             await client.connect();
             return client;
           },
-          log: () => log,
+          log,
           async stop() {
             // PgBouncer 1.18: SIGTERM is the immediate shutdown (SIGINT waits for clients).
             await stopChild(child, 'SIGTERM', STOP_GRACE_MS);
@@ -165,8 +152,8 @@ export async function startPgBouncer(options: PgBouncerOptions): Promise<PgBounc
         };
       }
       await stopChild(child, 'SIGTERM', STOP_GRACE_MS);
-      lastError = new Error(`pgbouncer ${child.exitCode !== null ? `exited with code ${child.exitCode}` : `did not listen within ${START_TIMEOUT_MS} ms`}: ${log.trim().slice(-2_000)}`);
-      if (!/address already in use|could not bind|bind\b/i.test(log)) break;
+      lastError = new Error(`pgbouncer ${child.exitCode !== null ? `exited with code ${child.exitCode}` : `did not listen within ${START_TIMEOUT_MS} ms`}: ${log().trim().slice(-2_000)}`);
+      if (!/address already in use|could not bind|bind\b/i.test(log())) break;
     }
   } catch (error) {
     cleanup();
