@@ -15,7 +15,7 @@ import { startStopwatch } from '../core/clock';
 import { deadlineIn, tickBudgetMs, type Deadline } from '../core/deadline';
 import { redactingSink, stdoutSink, type LogSink } from '../core/log';
 import { describeError } from '../core/redact';
-import { changedSecrets, resolveSecrets, secretParameters, SecretsError, type ResolveOptions, type SecretVariable } from './secrets';
+import { changedSecrets, resolveSecrets, secretParameters, SecretsError, type ResolveOptions } from './secrets';
 
 /** Room left after the deadline to log and return before Lambda's own timeout. */
 export const EXIT_MARGIN_MS = 1_500;

@@ -13,7 +13,6 @@
  * in deploy-template.test.ts.
  */
 
-import { join } from 'node:path';
 import { Client } from '@neondatabase/serverless';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config/parse';
